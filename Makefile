@@ -1,0 +1,27 @@
+# `make test` and `make run` both create .venv and install what they need.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# python3.13 when it runs (Chalice picks the Lambda runtime from the interpreter), else python3.
+BASE_PYTHON := $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null) python3; do \
+	  if $$p -c 'import sys' >/dev/null 2>&1; then echo $$p; break; fi; done)
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test unit lint typecheck run demo clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy chalicelib
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

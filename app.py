@@ -1,0 +1,45 @@
+"""stream-pipeline: the wiring diagram. Every body is one line into chalicelib/."""
+
+import os
+
+from chalice import Chalice
+
+from chalicelib import components
+from chalicelib.stream.dispatcher import records_of
+
+app = Chalice(app_name="stream-pipeline")
+
+
+# --- Users API -----------------------------------------------------------------------------------
+
+@app.route("/users", methods=["POST"])
+def create_user():
+    return components.users_routes().create(app.current_request)
+
+
+@app.route("/users", methods=["GET"])
+def list_users():
+    return components.users_routes().list(app.current_request)
+
+
+@app.route("/users/{email}", methods=["GET"])
+def get_user(email):
+    return components.users_routes().get(email)
+
+
+@app.route("/users/{email}", methods=["PATCH"])
+def update_user(email):
+    return components.users_routes().update(email, app.current_request)
+
+
+@app.route("/users/{email}", methods=["DELETE"])
+def delete_user(email):
+    return components.users_routes().delete(email)
+
+
+# --- Users stream consumers (a shard serves at most two readers: these two) ---------------------
+
+@app.on_dynamodb_record(stream_arn=os.environ["USERS_STREAM_ARN"], batch_size=100,
+                        starting_position="TRIM_HORIZON", name="replicate_users")
+def replicate_users(event):
+    return components.replication_consumer().handle(records_of(event))

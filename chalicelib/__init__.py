@@ -1,0 +1,1 @@
+"""stream-pipeline business logic. `app.py` only wires these modules to Chalice."""

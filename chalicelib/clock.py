@@ -1,0 +1,26 @@
+"""Time as the product writes it: ISO-8601 UTC with milliseconds and a `Z`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def iso_utc(moment: datetime) -> str:
+    """`2026-11-22T10:49:11.123Z` for `moment` (naive values are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def from_epoch(seconds: float) -> datetime:
+    """A UTC datetime from epoch seconds (DynamoDB stream creation times)."""
+    return datetime.fromtimestamp(seconds, timezone.utc)

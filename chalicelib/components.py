@@ -1,0 +1,55 @@
+"""Lazy getters that assemble each capability from settings and clients, at call time.
+
+Nothing here runs at import: no client exists until a handler needs one, each function imports only
+the modules of its own capability (cold start), and tests swap clients through `chalicelib.clients`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chalicelib import clients
+from chalicelib.config import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.dead_letters import DeadLetterQueue
+    from chalicelib.replication.consumer import ReplicationConsumer
+    from chalicelib.users.repository import UsersRepository
+    from chalicelib.users.routes import UsersRoutes
+
+
+def settings() -> Settings:
+    """The stage's configuration, read now (Chalice's test client patches it per request)."""
+    return Settings.from_env()
+
+
+def stream_dead_letters() -> DeadLetterQueue:
+    """The STREAM_DLQ_URL queue."""
+    from chalicelib.dead_letters import DeadLetterQueue
+
+    return DeadLetterQueue(clients.client("sqs"), settings().stream_dlq_url)
+
+
+def users_repository() -> UsersRepository:
+    """Users storage over USERS_TABLE and USERS_BY_LOCATION_TABLE."""
+    from chalicelib.users.repository import UsersRepository
+
+    config = settings()
+    return UsersRepository(clients.client("dynamodb"), config.users_table, config.users_by_location_table)
+
+
+def users_routes() -> UsersRoutes:
+    """Route bodies of the users API."""
+    from chalicelib.users.routes import UsersRoutes
+
+    return UsersRoutes(users_repository)
+
+
+def replication_consumer() -> ReplicationConsumer:
+    """Users stream → USERS_BY_LOCATION_TABLE."""
+    from chalicelib.batch_writer import BatchWriter
+    from chalicelib.replication.consumer import ReplicationConsumer
+    from chalicelib.replication.projection import TARGET_KEY_NAMES
+
+    writer = BatchWriter(clients.client("dynamodb"), settings().users_by_location_table, TARGET_KEY_NAMES)
+    return ReplicationConsumer(writer, stream_dead_letters())

@@ -1,0 +1,38 @@
+"""Reading JSON request bodies with errors that name what is wrong (never a 500)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from chalice import BadRequestError
+
+
+def json_object(raw_body: bytes | str | None) -> dict[str, Any]:
+    """Parse a request body that must be a JSON object; numbers become exact Decimals."""
+    if raw_body is None or raw_body in (b"", ""):
+        raise BadRequestError("body: a JSON object is required")
+    try:
+        text = raw_body.decode("utf-8") if isinstance(raw_body, bytes) else raw_body
+        value = json.loads(text, parse_float=Decimal)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise BadRequestError(f"body: invalid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise BadRequestError(f"body: must be a JSON object, got {json_type(value)}")
+    return value
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

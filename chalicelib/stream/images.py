@@ -1,0 +1,38 @@
+"""DynamoDB attribute values (Lambda's JSON shape) to plain Python values and back.
+
+Lambda delivers binary (B, BS) as base64 text; boto3's TypeDeserializer would wrap it in `Binary`
+without decoding, so B/BS are decoded here to `bytes`. N becomes an exact `Decimal`.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Mapping
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+
+class _LambdaImageDeserializer(TypeDeserializer):
+    def _deserialize_b(self, value: Any) -> bytes:
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        return base64.b64decode(value, validate=True)
+
+
+_deserializer = _LambdaImageDeserializer()
+_serializer = TypeSerializer()
+
+
+def plain_image(image: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"a": {"N": "1.5"}}` → `{"a": Decimal("1.5")}` for every DynamoDB type."""
+    return {name: _deserializer.deserialize(value) for name, value in image.items()}
+
+
+def typed_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain Python values → DynamoDB's typed shape for the low-level client."""
+    return {name: _serializer.serialize(value) for name, value in item.items()}
+
+
+def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A low-level client's typed item → plain Python values (binary already bytes)."""
+    return plain_image(item)

@@ -1,0 +1,1 @@
+"""Users API: validation, storage in USERS_TABLE, and listing from the replicated table."""

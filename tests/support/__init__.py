@@ -1,0 +1,1 @@
+"""Shared test support: resources from the infrastructure template, Lambda event factories."""
