@@ -1,0 +1,1 @@
+"""Operator tooling (never shipped to Lambda): `python -m ops <verb> --stage STAGE`."""

@@ -1,0 +1,43 @@
+"""A stage's configuration as recorded in `.chalice/config.json`, read and written in place."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from chalicelib.config import Settings
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+CONFIG_PATH = PROJECT_DIR / ".chalice" / "config.json"
+
+
+def load_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
+    """The whole Chalice config file."""
+    return json.loads(path.read_text())
+
+
+def stage_variables(stage: str, path: Path = CONFIG_PATH) -> dict[str, str]:
+    """`environment_variables` of `stage` (KeyError naming the stage when it is not configured)."""
+    stages = load_config(path).get("stages", {})
+    if stage not in stages:
+        raise KeyError(f"stage {stage!r} is not in {path} (stages: {', '.join(sorted(stages))})")
+    return dict(stages[stage].get("environment_variables", {}))
+
+
+def stage_settings(stage: str, path: Path = CONFIG_PATH) -> Settings:
+    """Settings of `stage`; variables already in the process environment win (as in Lambda)."""
+    merged = stage_variables(stage, path)
+    merged.update({k: v for k, v in os.environ.items() if k in merged and v})
+    return Settings.from_env(merged)
+
+
+def record_stage_variables(stage: str, variables: Mapping[str, str], path: Path = CONFIG_PATH) -> None:
+    """Write `variables` into `stage`'s environment_variables, preserving everything else in the file."""
+    config = load_config(path)
+    stage_config = config.setdefault("stages", {}).setdefault(stage, {})
+    stage_config.setdefault("environment_variables", {}).update(variables)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    tmp.replace(path)
