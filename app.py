@@ -2,17 +2,20 @@
 
 import os
 
-from chalice import Chalice
+from chalice import Chalice, IAMAuthorizer
 
 from chalicelib import components
 from chalicelib.stream.dispatcher import records_of
 
 app = Chalice(app_name="stream-pipeline")
 
+# prod protects every write route with IAM (SigV4); dev stays open. Set per stage in config.json.
+WRITE_AUTH = IAMAuthorizer() if os.environ.get("API_AUTH", "none") == "iam" else None
+
 
 # --- Users API -----------------------------------------------------------------------------------
 
-@app.route("/users", methods=["POST"])
+@app.route("/users", methods=["POST"], authorizer=WRITE_AUTH)
 def create_user():
     return components.users_routes().create(app.current_request)
 
@@ -27,12 +30,12 @@ def get_user(email):
     return components.users_routes().get(email)
 
 
-@app.route("/users/{email}", methods=["PATCH"])
+@app.route("/users/{email}", methods=["PATCH"], authorizer=WRITE_AUTH)
 def update_user(email):
     return components.users_routes().update(email, app.current_request)
 
 
-@app.route("/users/{email}", methods=["DELETE"])
+@app.route("/users/{email}", methods=["DELETE"], authorizer=WRITE_AUTH)
 def delete_user(email):
     return components.users_routes().delete(email)
 

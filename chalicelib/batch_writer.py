@@ -10,8 +10,9 @@ dead-letter or retry it. `calls` counts BatchWriteItem requests for tests and be
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -112,7 +113,9 @@ class BatchWriter:
         )
         return failures
 
-    def _send(self, chunk: list[WriteOp], by_identity: dict[KeyIdentity, WriteOp]) -> tuple[list[WriteOp], str] | _Fatal:
+    def _send(
+        self, chunk: list[WriteOp], by_identity: dict[KeyIdentity, WriteOp]
+    ) -> tuple[list[WriteOp], str] | _Fatal:
         self.calls += 1
         try:
             answer = self._dynamodb.batch_write_item(

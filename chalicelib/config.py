@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 DEFAULT_EVENT_SOURCE = "stream-pipeline.users"
 DEFAULT_FANOUT_MAX_ATTEMPTS = 3

@@ -7,13 +7,14 @@ handler fails and Lambda delivers the batch again: nothing is dropped silently.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
-from chalicelib.backoff import Backoff
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.backoff import Backoff
 from chalicelib.clock import iso_utc, utc_now
 
 Consumer = Literal["replication", "fanout", "orders", "ingest"]

@@ -7,8 +7,9 @@ Used by `python -m ops provision` and by the local stack, against AWS or the emu
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 

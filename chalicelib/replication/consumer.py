@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from chalicelib.batch_writer import BatchWriter, KeyIdentity, WriteOp
 from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, describe_error
@@ -57,7 +58,8 @@ class ReplicationConsumer:
         failed_records: dict[str, tuple[StreamRecord, str, int]] = {}
         for failure in self._writer.write(ops):
             record = writer_of[failure.op.identity]
-            failed_records.setdefault(record.event_id or record.sequence_number, (record, failure.error, failure.attempts))
+            key = record.event_id or record.sequence_number
+            failed_records.setdefault(key, (record, failure.error, failure.attempts))
         letters.extend(
             DeadLetter(CONSUMER, "target write failed after retries", error, attempts, record.raw)
             for record, error, attempts in failed_records.values()

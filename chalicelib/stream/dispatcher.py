@@ -14,8 +14,9 @@ their writes that way); an exception marks only that record as failed, and the o
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from chalicelib.stream.record import EventName, MalformedRecord, StreamRecord
 

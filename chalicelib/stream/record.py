@@ -7,17 +7,18 @@ image once, on first use.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 from chalicelib.clock import from_epoch
 from chalicelib.stream.images import plain_image
 
 
-class EventName(str, Enum):
+class EventName(StrEnum):
     """The three kinds of change a DynamoDB stream reports."""
 
     INSERT = "INSERT"

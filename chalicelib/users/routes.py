@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, unquote
 
 from chalice import BadRequestError, ConflictError, NotFoundError, Response
@@ -75,7 +76,7 @@ class UsersRoutes:
 
     def list(self, request: Request) -> dict[str, Any]:
         """GET /users?state=S[&city=C][&limit=N][&next=T] → a page from the replicated table."""
-        params = request.query_params or {}
+        params: Mapping[str, str] = request.query_params or {}
         state = (params.get("state") or "").strip()
         if not state:
             raise BadRequestError("state: query parameter is required")

@@ -8,7 +8,8 @@ import itertools
 import json
 import time
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
@@ -91,7 +92,10 @@ def stream_event(*records: dict[str, Any]) -> dict[str, Any]:
     return {"Records": list(records)}
 
 
-def sqs_message(body: str | Mapping[str, Any], *, queue_arn: str = f"arn:aws:sqs:{REGION}:{ACCOUNT}:stream-pipeline-test-ingest",
+INGEST_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:stream-pipeline-test-ingest"
+
+
+def sqs_message(body: str | Mapping[str, Any], *, queue_arn: str = INGEST_QUEUE_ARN,
                 message_id: str | None = None, sent_at_ms: int | None = None,
                 receipt_handle: str | None = None, receive_count: int = 1) -> dict[str, Any]:
     """One SQS record as Lambda delivers it, with a unique messageId."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from chalicelib.stream import EventName, StreamDispatcher, StreamRecord
@@ -67,11 +67,11 @@ def test_records_without_creation_time_or_source_arn_are_accepted():
 
 def test_creation_time_and_table_name_are_read_from_the_record():
     record = StreamRecord(insert({"email": "a@x.io"}, created_at=1700000000, table="people"))
-    assert record.created_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
+    assert record.created_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
     assert record.table_name == "people"
     moto_style = insert({"email": "a@x.io"})
-    moto_style["dynamodb"]["ApproximateCreationDateTime"] = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    assert StreamRecord(moto_style).created_at == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    moto_style["dynamodb"]["ApproximateCreationDateTime"] = datetime(2024, 1, 1, tzinfo=UTC)
+    assert StreamRecord(moto_style).created_at == datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def test_handlers_are_routed_by_event_type_in_stream_order_with_several_per_type():
