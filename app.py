@@ -46,3 +46,9 @@ def delete_user(email):
                         starting_position="TRIM_HORIZON", name="replicate_users")
 def replicate_users(event):
     return components.replication_consumer().handle(records_of(event))
+
+
+@app.on_dynamodb_record(stream_arn=os.environ["USERS_STREAM_ARN"], batch_size=100,
+                        starting_position="TRIM_HORIZON", name="fanout_users")
+def fanout_users(event):
+    return components.fanout_consumer().handle(records_of(event))

@@ -13,6 +13,7 @@ from chalicelib.config import Settings
 
 if TYPE_CHECKING:
     from chalicelib.dead_letters import DeadLetterQueue
+    from chalicelib.fanout.consumer import FanoutConsumer
     from chalicelib.replication.consumer import ReplicationConsumer
     from chalicelib.users.repository import UsersRepository
     from chalicelib.users.routes import UsersRoutes
@@ -53,3 +54,14 @@ def replication_consumer() -> ReplicationConsumer:
 
     writer = BatchWriter(clients.client("dynamodb"), settings().users_by_location_table, TARGET_KEY_NAMES)
     return ReplicationConsumer(writer, stream_dead_letters())
+
+
+def fanout_consumer() -> FanoutConsumer:
+    """Users stream → EVENT_BUS_NAME (publish attempts: FANOUT_MAX_ATTEMPTS)."""
+    from chalicelib.backoff import Backoff
+    from chalicelib.fanout.consumer import FanoutConsumer
+    from chalicelib.fanout.publisher import EventPublisher
+
+    config = settings()
+    publisher = EventPublisher(clients.client("events"), Backoff(max_attempts=config.fanout_max_attempts))
+    return FanoutConsumer(publisher, stream_dead_letters(), config.event_source, config.event_bus_name)

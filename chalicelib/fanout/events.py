@@ -1,0 +1,107 @@
+"""Stream records → EventBridge PutEvents entries, sized the way EventBridge sizes them, packed into calls.
+
+Pure functions over plain values: no client, no clock. The consumer feeds them StreamRecords; the
+publisher sends the packed calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib import exact_json
+from chalicelib.clock import iso_utc
+from chalicelib.stream.record import StreamRecord
+
+MAX_ENTRIES_PER_CALL = 10
+# EventBridge caps one entry and the whole PutEvents request at 256 KiB, both counted by `entry_size`.
+MAX_REQUEST_SIZE = 256 * 1024
+MAX_ENTRY_SIZE = MAX_REQUEST_SIZE
+TIME_SIZE = 14  # EventBridge counts a present Time as 14 bytes, whatever its text
+
+
+class EventTooLarge(ValueError):
+    """Even without images the entry is over EventBridge's limit (keys or attribute names too large)."""
+
+
+def event_detail(record: StreamRecord, *, truncated: bool = False) -> dict[str, Any]:
+    """The SPEC's Detail for `record`; `truncated` drops both images (consumers re-read by `keys`)."""
+    created = record.created_at
+    return {
+        "eventID": record.event_id,
+        "eventName": record.event_name_text,
+        # A record without eventSourceARN names no table: null, not a guess.
+        "table": record.table_name or None,
+        "sequenceNumber": record.sequence_number,
+        "approximateCreationDateTime": iso_utc(created) if created is not None else None,
+        "keys": record.keys,
+        "newImage": None if truncated else record.new,
+        "oldImage": None if truncated else record.old,
+        "changedAttributes": record.changed_attributes,
+        "truncated": truncated,
+    }
+
+
+def entry_size(entry: Mapping[str, Any]) -> int:
+    """Bytes EventBridge counts for one PutEvents entry (AWS: "Calculating PutEvents event entry size")."""
+    size = TIME_SIZE if entry.get("Time") is not None else 0
+    for field in ("Source", "DetailType", "Detail"):
+        value = entry.get(field)
+        if value is not None:
+            size += len(str(value).encode("utf-8"))
+    for resource in entry.get("Resources") or ():
+        if resource is not None:
+            size += len(str(resource).encode("utf-8"))
+    return size
+
+
+@dataclass(frozen=True)
+class FanoutEntry:
+    """One record's PutEvents entry, its EventBridge size, and whether its images were dropped."""
+
+    record: StreamRecord
+    entry: dict[str, Any]
+    size: int
+    truncated: bool
+
+    @property
+    def event_id(self) -> str:
+        """The stream record's eventID."""
+        return self.record.event_id
+
+
+def build_entry(record: StreamRecord, source: str, bus_name: str) -> FanoutEntry:
+    """The entry for `record`; images are dropped (`truncated`) only when the whole entry would be too large."""
+    created: datetime | None = record.created_at
+    for truncated in (False, True):
+        entry: dict[str, Any] = {
+            "Source": source,
+            "DetailType": record.event_name_text,
+            "Detail": exact_json.dumps(event_detail(record, truncated=truncated)),
+            "EventBusName": bus_name,
+        }
+        if created is not None:  # without it EventBridge stamps the time of the call
+            entry["Time"] = created
+        size = entry_size(entry)
+        if size <= MAX_ENTRY_SIZE:
+            return FanoutEntry(record, entry, size, truncated)
+    raise EventTooLarge(f"event of {size} bytes is over EventBridge's {MAX_ENTRY_SIZE}-byte limit even without images")
+
+
+def pack(entries: Iterable[FanoutEntry]) -> list[list[FanoutEntry]]:
+    """Consecutive groups of ≤ 10 entries whose sizes sum to ≤ 256 KiB: one PutEvents call each."""
+    calls: list[list[FanoutEntry]] = []
+    current: list[FanoutEntry] = []
+    size = 0
+    for entry in entries:
+        if current and (len(current) == MAX_ENTRIES_PER_CALL or size + entry.size > MAX_REQUEST_SIZE):
+            calls.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += entry.size
+    if current:
+        calls.append(current)
+    return calls
+
