@@ -52,3 +52,12 @@ def replicate_users(event):
                         starting_position="TRIM_HORIZON", name="fanout_users")
 def fanout_users(event):
     return components.fanout_consumer().handle(records_of(event))
+
+
+# --- Ingestion ----------------------------------------------------------------------------------
+# Up to 100 messages (4 BatchWriteItem calls) or 1 s of gathering per invocation: few invocations under load.
+
+@app.on_sqs_message(queue=os.environ["INGEST_QUEUE"], batch_size=100, maximum_batching_window_in_seconds=1,
+                    name="ingest_device_metadata")
+def ingest_device_metadata(event):
+    return components.ingest_consumer().handle(event.to_dict())

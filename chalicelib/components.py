@@ -14,6 +14,7 @@ from chalicelib.config import Settings
 if TYPE_CHECKING:
     from chalicelib.dead_letters import DeadLetterQueue
     from chalicelib.fanout.consumer import FanoutConsumer
+    from chalicelib.ingest.consumer import IngestConsumer
     from chalicelib.replication.consumer import ReplicationConsumer
     from chalicelib.users.repository import UsersRepository
     from chalicelib.users.routes import UsersRoutes
@@ -65,3 +66,21 @@ def fanout_consumer() -> FanoutConsumer:
     config = settings()
     publisher = EventPublisher(clients.client("events"), Backoff(max_attempts=config.fanout_max_attempts))
     return FanoutConsumer(publisher, stream_dead_letters(), config.event_source, config.event_bus_name)
+
+
+def ingest_consumer() -> IngestConsumer:
+    """INGEST_QUEUE → DEVICE_METADATA_TABLE; invalid messages → INGEST_DLQ_URL."""
+    from chalicelib.backoff import Backoff
+    from chalicelib.batch_writer import BatchWriter
+    from chalicelib.dead_letters import DeadLetterQueue
+    from chalicelib.ingest.consumer import IngestConsumer
+    from chalicelib.ingest.messages import ITEM_KEY_NAMES
+    from chalicelib.ingest.source_queue import SourceQueue
+
+    config = settings()
+    sqs = clients.client("sqs")
+    # Fewer write attempts than replication: a throttled message is safe in its queue and comes back later,
+    # and the worst case (4 attempts x 4 chunks x botocore's own retries) stays inside the 60 s timeout.
+    writer = BatchWriter(clients.client("dynamodb"), config.device_metadata_table, ITEM_KEY_NAMES,
+                         Backoff(max_attempts=4))
+    return IngestConsumer(writer, DeadLetterQueue(sqs, config.ingest_dlq_url), SourceQueue(sqs))
