@@ -61,3 +61,26 @@ def fanout_users(event):
                     name="ingest_device_metadata")
 def ingest_device_metadata(event):
     return components.ingest_consumer().handle(event.to_dict())
+
+
+# --- Orders: answer 202 at once; the orders stream runs the job ----------------------------------
+
+@app.route("/orders", methods=["POST"], authorizer=WRITE_AUTH)
+def create_order():
+    return components.orders_routes().create(app.current_request)
+
+
+@app.route("/orders", methods=["GET"])
+def list_orders():
+    return components.orders_routes().list(app.current_request)
+
+
+@app.route("/orders/{id}", methods=["GET"])
+def get_order(id):
+    return components.orders_routes().get(id)
+
+
+@app.on_dynamodb_record(stream_arn=os.environ["ORDERS_STREAM_ARN"], batch_size=100,
+                        starting_position="TRIM_HORIZON", name="process_orders")
+def process_orders(event):
+    return components.order_processor().handle(records_of(event))

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from chalicelib.dead_letters import DeadLetterQueue
     from chalicelib.fanout.consumer import FanoutConsumer
     from chalicelib.ingest.consumer import IngestConsumer
+    from chalicelib.orders.processing import OrderProcessor
+    from chalicelib.orders.repository import OrdersRepository
+    from chalicelib.orders.routes import OrdersRoutes
     from chalicelib.replication.consumer import ReplicationConsumer
     from chalicelib.users.repository import UsersRepository
     from chalicelib.users.routes import UsersRoutes
@@ -84,3 +87,24 @@ def ingest_consumer() -> IngestConsumer:
     writer = BatchWriter(clients.client("dynamodb"), config.device_metadata_table, ITEM_KEY_NAMES,
                          Backoff(max_attempts=4))
     return IngestConsumer(writer, DeadLetterQueue(sqs, config.ingest_dlq_url), SourceQueue(sqs))
+
+
+def orders_repository() -> OrdersRepository:
+    """Order storage over ORDERS_TABLE."""
+    from chalicelib.orders.repository import OrdersRepository
+
+    return OrdersRepository(clients.client("dynamodb"), settings().orders_table)
+
+
+def orders_routes() -> OrdersRoutes:
+    """Route bodies of the orders API."""
+    from chalicelib.orders.routes import OrdersRoutes
+
+    return OrdersRoutes(orders_repository)
+
+
+def order_processor() -> OrderProcessor:
+    """Orders stream → PENDING orders become PROCESSED or FAILED; what cannot be applied → STREAM_DLQ_URL."""
+    from chalicelib.orders.processing import OrderProcessor
+
+    return OrderProcessor(orders_repository(), stream_dead_letters())
