@@ -39,6 +39,21 @@ def record_stage_variables(stage: str, variables: Mapping[str, str], path: Path 
     config = load_config(path)
     stage_config = config.setdefault("stages", {}).setdefault(stage, {})
     stage_config.setdefault("environment_variables", {}).update(variables)
+    _write_config(config, path)
+
+
+def record_function_settings(stage: str, settings: Mapping[str, Mapping[str, Any]],
+                             path: Path = CONFIG_PATH) -> None:
+    """Merge per-function `settings` (e.g. `iam_policy_file`) into `stage`'s lambda_functions, keeping the rest."""
+    config = load_config(path)
+    functions = config.setdefault("stages", {}).setdefault(stage, {}).setdefault("lambda_functions", {})
+    for function, values in settings.items():
+        functions.setdefault(function, {}).update(values)
+    _write_config(config, path)
+
+
+def _write_config(config: Mapping[str, Any], path: Path) -> None:
+    # Write-then-rename: a reader (chalice, a teammate's tool) never sees half a file.
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(config, indent=2) + "\n")
     tmp.replace(path)
