@@ -108,7 +108,7 @@ def _quantity(value: Any, field: str, from_api: bool) -> int:
     if not isinstance(value, int) or value < 1:
         raise InvalidOrder(problem)
     if not is_storable_number(value):
-        raise InvalidOrder(f"{field}: must have at most 38 digits, got {value}")
+        raise InvalidOrder(f"{field}: must have at most 38 significant digits, got {_shown(value)}")
     return value
 
 
