@@ -1,0 +1,155 @@
+"""Ingest message validation: an SQS record becomes a DeviceSighting (the stored item) or a Rejection with a reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.ingest.messages import (
+    MAX_FIELD_CHARS,
+    DeviceSighting,
+    Rejection,
+    parse_message,
+    sent_time,
+)
+from tests.support.events import sqs_message
+
+SENT_MS = 1_795_000_000_123  # 2026-11-18T...123Z
+GOOD = {"user_id": "u-1", "device": "pixel-9", "location": "Lisbon"}
+
+
+def rejected(record: object) -> Rejection:
+    outcome = parse_message(record)
+    assert isinstance(outcome, Rejection), outcome
+    return outcome
+
+
+def accepted(record: object) -> DeviceSighting:
+    outcome = parse_message(record)
+    assert isinstance(outcome, DeviceSighting), outcome
+    return outcome
+
+
+def test_a_valid_message_becomes_the_spec_item():
+    # GIVEN a message with the three fields, sent at a known millisecond
+    record = sqs_message(GOOD, message_id="m-1", sent_at_ms=SENT_MS)
+    # WHEN it is parsed
+    item = accepted(record).to_item()
+    # THEN the item has exactly the SPEC's attributes, keyed by send time (ms, Z) and message id
+    sent = datetime.fromtimestamp(SENT_MS / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + ".123Z"
+    assert item == {
+        "user_id": "u-1", "seen_at": f"{sent}#m-1", "device": "pixel-9", "location": "Lisbon",
+        "message_id": "m-1", "sent_at": sent,
+    }
+
+
+def test_unknown_fields_are_ignored_not_stored():
+    record = sqs_message({**GOOD, "battery": 80, "seen_at": "forged", "message_id": "forged"}, message_id="m-2")
+    item = accepted(record).to_item()
+    assert set(item) == {"user_id", "seen_at", "device", "location", "message_id", "sent_at"}
+    assert item["message_id"] == "m-2" and item["seen_at"].endswith("#m-2")
+
+
+def test_a_redelivered_message_has_the_same_key():
+    # GIVEN one message delivered twice (same id and send time, new receipt handle and receive count)
+    first = sqs_message(GOOD, message_id="m-3", sent_at_ms=SENT_MS, receipt_handle="r1")
+    again = sqs_message(GOOD, message_id="m-3", sent_at_ms=SENT_MS, receipt_handle="r2", receive_count=2)
+    # THEN both parse to the same item
+    assert accepted(first).to_item() == accepted(again).to_item()
+
+
+def test_surrounding_whitespace_is_trimmed():
+    record = sqs_message({"user_id": "  u-1\n", "device": "\tpixel ", "location": " Lisbon, PT "})
+    sighting = accepted(record)
+    assert (sighting.user_id, sighting.device, sighting.location) == ("u-1", "pixel", "Lisbon, PT")
+
+
+def test_length_counts_characters_after_trimming():
+    # 256 four-byte characters (1024 UTF-8 bytes) are 256 characters: accepted
+    wide = "\U0001f600" * MAX_FIELD_CHARS
+    assert accepted(sqs_message({**GOOD, "device": wide})).device == wide
+    assert accepted(sqs_message({**GOOD, "device": "x" * MAX_FIELD_CHARS + "   "})).device == "x" * MAX_FIELD_CHARS
+    too_long = rejected(sqs_message({**GOOD, "location": "y" * (MAX_FIELD_CHARS + 1)}))
+    assert too_long.reason == "field location is longer than 256 characters"
+    assert "257 characters" in too_long.error
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json at all", "body is not JSON"),
+        ('{"user_id": "u"', "body is not JSON"),
+        ("", "body is not JSON"),
+        ("[" * 100_000 + "]" * 100_000, "body is not JSON"),
+        ('["u-1", "pixel", "Lisbon"]', "body is not a JSON object"),
+        ('"just a string"', "body is not a JSON object"),
+        ("42", "body is not a JSON object"),
+        ("null", "body is not a JSON object"),
+        (json.dumps({"device": "d", "location": "l"}), "field user_id is missing"),
+        (json.dumps({**GOOD, "device": ""}), "field device is empty"),
+        (json.dumps({**GOOD, "device": "   \t"}), "field device is empty"),
+        (json.dumps({**GOOD, "location": 12}), "field location is not a string"),
+        (json.dumps({**GOOD, "location": None}), "field location is not a string"),
+        (json.dumps({**GOOD, "user_id": ["u"]}), "field user_id is not a string"),
+        (json.dumps({**GOOD, "user_id": True}), "field user_id is not a string"),
+        (json.dumps({**GOOD, "user_id": "u" * 257}), "field user_id is longer than 256 characters"),
+    ],
+)
+def test_each_kind_of_invalid_body_has_its_reason(body: str, reason: str):
+    outcome = rejected(sqs_message(body))
+    assert outcome.reason == reason
+    assert outcome.error.startswith("InvalidMessage: ")
+
+
+def test_every_problem_of_a_body_is_named():
+    outcome = rejected(sqs_message({"user_id": "", "device": 5}))
+    assert outcome.reason == "field user_id is empty; field device is not a string; field location is missing"
+    assert "device: got a number" in outcome.error
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda r: r.pop("messageId"), "record has no messageId"),
+        (lambda r: r.update(messageId=""), "record has no messageId"),
+        (lambda r: r.update(messageId="m" * 101), "record has an invalid messageId"),
+        (lambda r: r["attributes"].pop("SentTimestamp"), "record has no SentTimestamp"),
+        (lambda r: r.pop("attributes"), "record has no SentTimestamp"),
+        (lambda r: r["attributes"].update(SentTimestamp="yesterday"), "record has an invalid SentTimestamp"),
+        (lambda r: r["attributes"].update(SentTimestamp="-5"), "record has an invalid SentTimestamp"),
+        (lambda r: r["attributes"].update(SentTimestamp="9" * 30), "record has an invalid SentTimestamp"),
+        (lambda r: r.pop("body"), "record has no body"),
+    ],
+)
+def test_a_record_lacking_what_the_key_needs_is_malformed(change, reason):
+    record = sqs_message(GOOD)
+    change(record)
+    assert rejected(record).reason == reason
+
+
+def test_a_record_that_is_not_an_object_is_rejected():
+    assert rejected("not a record").reason == "record is not an object"
+
+
+def test_sent_time_reads_epoch_milliseconds():
+    assert sent_time("0") == datetime(1970, 1, 1, tzinfo=UTC)
+    assert sent_time(1500) == datetime(1970, 1, 1, 0, 0, 1, 500000, tzinfo=UTC)
+    assert sent_time("1.5") is None and sent_time(True) is None and sent_time(1.5) is None and sent_time("٣") is None
+
+
+field_text = st.text(min_size=1, max_size=MAX_FIELD_CHARS).filter(lambda s: s.strip() == s and s != "")
+
+
+@given(user_id=field_text, device=field_text, location=field_text, sent_ms=st.integers(0, 253_402_300_799_999))
+def test_any_valid_fields_round_trip_into_the_item(user_id, device, location, sent_ms):
+    record = sqs_message({"user_id": user_id, "device": device, "location": location}, sent_at_ms=sent_ms)
+    item = accepted(record).to_item()
+    assert (item["user_id"], item["device"], item["location"]) == (user_id, device, location)
+    moment, _, message_id = item["seen_at"].partition("#")
+    assert message_id == record["messageId"] and moment == item["sent_at"]
+    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    assert (parsed - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1) == sent_ms
