@@ -47,6 +47,8 @@ class FanoutConsumer:
             return build_entry(record, self._source, self._bus_name)
         except EventTooLarge as error:
             raise HandlerError(str(error)) from error
+        except (TypeError, ValueError) as error:  # e.g. a number DynamoDB cannot hold (NaN) in a forged image
+            raise HandlerError(f"malformed stream record: image has no JSON form: {error}") from error
 
     def handle(self, raw_records: Iterable[Any]) -> dict[str, list[Any]]:
         """Process one Lambda batch. Raises only when dead letters cannot be stored."""
