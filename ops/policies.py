@@ -96,8 +96,8 @@ FUNCTION_ACCESS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], .
     ),
     "replicate_users": (
         ("UsersStreamRead", STREAM_READ, ("users_stream",)),
-        ("UsersByLocationWrite", ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
-         ("users_by_location_table",)),
+        # Stream order is authoritative: plain BatchWriteItem only (conditional replays run from ops/).
+        ("UsersByLocationWrite", ("dynamodb:BatchWriteItem",), ("users_by_location_table",)),
         ("StreamDeadLetters", ("sqs:SendMessage",), ("stream_dlq",)),
     ),
     "fanout_users": (
