@@ -28,7 +28,8 @@ CONSUMER = "ingest"
 
 
 class BatchResponse(TypedDict):
-    """Lambda's partial-batch answer; always empty here (see the module docstring)."""
+    """Lambda's partial-batch answer. Always empty: "all done" with ReportBatchItemFailures on, ignored with it
+    off (where returning means the same). Failures never travel in it (see the module docstring)."""
 
     batchItemFailures: list[dict[str, str]]
 
