@@ -60,19 +60,20 @@ def replication_consumer() -> ReplicationConsumer:
     return ReplicationConsumer(writer, stream_dead_letters())
 
 
-def fanout_consumer() -> FanoutConsumer:
-    """Users stream → EVENT_BUS_NAME (publish attempts: FANOUT_MAX_ATTEMPTS)."""
+def fanout_consumer(dead_letters: DeadLetterQueue | None = None) -> FanoutConsumer:
+    """Users stream → EVENT_BUS_NAME (publish attempts: FANOUT_MAX_ATTEMPTS); `dead_letters` for redrive."""
     from chalicelib.backoff import Backoff
     from chalicelib.fanout.consumer import FanoutConsumer
     from chalicelib.fanout.publisher import EventPublisher
 
     config = settings()
     publisher = EventPublisher(clients.client("events"), Backoff(max_attempts=config.fanout_max_attempts))
-    return FanoutConsumer(publisher, stream_dead_letters(), config.event_source, config.event_bus_name)
+    return FanoutConsumer(publisher, dead_letters or stream_dead_letters(), config.event_source,
+                          config.event_bus_name)
 
 
-def ingest_consumer() -> IngestConsumer:
-    """INGEST_QUEUE → DEVICE_METADATA_TABLE; invalid messages → INGEST_DLQ_URL."""
+def ingest_consumer(dead_letters: DeadLetterQueue | None = None) -> IngestConsumer:
+    """INGEST_QUEUE → DEVICE_METADATA_TABLE; invalid messages → INGEST_DLQ_URL (or `dead_letters`, for redrive)."""
     from chalicelib.backoff import Backoff
     from chalicelib.batch_writer import BatchWriter
     from chalicelib.dead_letters import DeadLetterQueue
@@ -86,7 +87,7 @@ def ingest_consumer() -> IngestConsumer:
     # and the worst case (4 attempts x 4 chunks x botocore's own retries) stays inside the 60 s timeout.
     writer = BatchWriter(clients.client("dynamodb"), config.device_metadata_table, ITEM_KEY_NAMES,
                          Backoff(max_attempts=4))
-    return IngestConsumer(writer, DeadLetterQueue(sqs, config.ingest_dlq_url), SourceQueue(sqs))
+    return IngestConsumer(writer, dead_letters or DeadLetterQueue(sqs, config.ingest_dlq_url), SourceQueue(sqs))
 
 
 def orders_repository() -> OrdersRepository:
@@ -103,8 +104,8 @@ def orders_routes() -> OrdersRoutes:
     return OrdersRoutes(orders_repository)
 
 
-def order_processor() -> OrderProcessor:
+def order_processor(dead_letters: DeadLetterQueue | None = None) -> OrderProcessor:
     """Orders stream → PENDING orders become PROCESSED or FAILED; what cannot be applied → STREAM_DLQ_URL."""
     from chalicelib.orders.processing import OrderProcessor
 
-    return OrderProcessor(orders_repository(), stream_dead_letters())
+    return OrderProcessor(orders_repository(), dead_letters or stream_dead_letters())

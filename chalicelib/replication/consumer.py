@@ -8,7 +8,13 @@ from typing import Any
 
 from chalicelib.batch_writer import BatchWriter, KeyIdentity, WriteOp
 from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, describe_error
-from chalicelib.replication.projection import SEQUENCE_ATTRIBUTE, TARGET_KEY_NAMES, TargetWrite, plan_writes
+from chalicelib.replication.projection import (
+    SEQUENCE_ATTRIBUTE,
+    TARGET_KEY_NAMES,
+    TargetWrite,
+    plan_writes,
+    stored_sequence,
+)
 from chalicelib.stream.dispatcher import StreamDispatcher
 from chalicelib.stream.record import StreamRecord
 
@@ -27,8 +33,8 @@ def to_write_op(write: TargetWrite) -> WriteOp:
     if write.item is None:
         return WriteOp.delete(write.key.as_key(), TARGET_KEY_NAMES)
     item = dict(write.item)
-    if write.sequence:
-        item[SEQUENCE_ATTRIBUTE] = write.sequence
+    if write.sequence.isdigit():
+        item[SEQUENCE_ATTRIBUTE] = stored_sequence(write.sequence)
     return WriteOp.put(item, TARGET_KEY_NAMES)
 
 

@@ -14,6 +14,9 @@ PROJECTED_FIELDS = ("state", "city", "email", "active")
 # Not part of the projection: the stream position that wrote the item, so a replayed (older) record
 # can be refused by a conditional write. Readers strip it (see `public_target_item`).
 SEQUENCE_ATTRIBUTE = "source_sequence"
+# Stored zero-padded to the longest stream sequence number (21-40 digits), so DynamoDB's string
+# comparison in a condition expression orders them numerically (N holds only 38 digits).
+SEQUENCE_WIDTH = 40
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,13 @@ class TargetWrite:
     key: TargetKey
     item: dict[str, Any] | None
     sequence: str = ""
+
+
+def stored_sequence(sequence_number: str) -> str:
+    """A stream sequence number as stored in `source_sequence`: 40 digits, zero-padded (ValueError if not digits)."""
+    if not (sequence_number.isascii() and sequence_number.isdigit()) or len(sequence_number) > SEQUENCE_WIDTH:
+        raise ValueError(f"not a stream sequence number: {sequence_number!r}")
+    return sequence_number.zfill(SEQUENCE_WIDTH)
 
 
 def city_email(city: str, email: str) -> str:

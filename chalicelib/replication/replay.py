@@ -1,0 +1,461 @@
+"""Writes to the target from outside stream order — redriven dead letters, backfill, verify --fix.
+
+The stream path writes unconditionally: stream order is authoritative. Everything else comes here, and
+never overwrites newer data:
+
+- The truth is the CURRENT source item, read by the record's key, not the record's (maybe stale) image:
+  a stale INSERT replayed after a newer delete or move must not resurrect the item.
+- A put is sent in one TransactWriteItems with a ConditionCheck that the source item still projects
+  the way we read it, so a change landing between our read and our write cancels the write (its own
+  stream record will bring the target up to date).
+- A target item stamped with a newer `source_sequence` is never overwritten or deleted by a replay;
+  backfill only creates missing items; a repair only replaces exactly what verify saw.
+
+Planning (`plan_replay`, `plan_backfill`, `plan_repair`) is pure; `ConditionalTargetWriter` is the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.backoff import Backoff
+from chalicelib.batch_writer import RETRYABLE_CODES
+from chalicelib.replication.projection import (
+    PROJECTED_FIELDS,
+    SEQUENCE_ATTRIBUTE,
+    TargetKey,
+    project_user,
+    stored_sequence,
+    target_key,
+)
+from chalicelib.stream.images import plain_item, typed_item
+from chalicelib.stream.record import MalformedRecord, StreamRecord
+
+# A transaction holds at most 100 actions: 50 (source check, target write) pairs.
+MAX_TRANSACTION_PAIRS = 50
+MAX_BATCH_GET = 100
+_RETRYABLE = RETRYABLE_CODES | {"TransactionConflict", "TransactionConflictException"}
+
+
+class ReplayError(ValueError):
+    """A record that cannot be replayed (no key, no sequence number): the dead letter stays."""
+
+
+class ConditionKind(StrEnum):
+    """What the target item must look like for a write to land."""
+
+    ABSENT = "absent"            # backfill: only create missing items
+    OLDER_THAN = "older_than"    # replay: absent, unsequenced, or written by an older record
+    UNCHANGED = "unchanged"      # repair: exactly what verify saw (None = absent)
+
+
+@dataclass(frozen=True)
+class TargetCondition:
+    """A guard on the target item at the write's key."""
+
+    kind: ConditionKind
+    sequence: str = ""                        # OLDER_THAN: stored (padded) sequence of the record
+    seen: Mapping[str, Any] | None = None     # UNCHANGED: the item as seen, None = absent
+
+    @classmethod
+    def absent(cls) -> TargetCondition:
+        return cls(ConditionKind.ABSENT)
+
+    @classmethod
+    def older_than(cls, sequence_number: str) -> TargetCondition:
+        return cls(ConditionKind.OLDER_THAN, sequence=stored_sequence(sequence_number))
+
+    @classmethod
+    def unchanged(cls, seen: Mapping[str, Any] | None) -> TargetCondition:
+        return cls(ConditionKind.UNCHANGED, seen=dict(seen) if seen is not None else None)
+
+
+@dataclass(frozen=True)
+class SourceGuard:
+    """The source item's projected fields as read (None = no item): the write lands only if they still hold."""
+
+    email: str
+    fields: Mapping[str, Any] | None
+
+    @classmethod
+    def of(cls, email: str, user: Mapping[str, Any] | None) -> SourceGuard:
+        if user is None:
+            return cls(email, None)
+        return cls(email, {name: user[name] for name in PROJECTED_FIELDS if name in user})
+
+
+@dataclass(frozen=True)
+class GuardedWrite:
+    """Put `item` at `key` (delete when None) if `condition` holds on the target and `source` on the source."""
+
+    key: TargetKey
+    item: dict[str, Any] | None
+    condition: TargetCondition
+    source: SourceGuard | None = None
+
+    @property
+    def is_delete(self) -> bool:
+        return self.item is None
+
+
+class Outcome(StrEnum):
+    """What happened to one guarded write."""
+
+    APPLIED = "applied"
+    SUPERSEDED = "superseded"          # the target holds newer data (or not what was seen): left alone
+    SOURCE_CHANGED = "source changed"  # the source item changed since it was read: re-plan or leave to stream
+    FAILED = "failed"                  # AWS kept refusing after retries
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    write: GuardedWrite
+    outcome: Outcome
+    error: str = ""
+
+
+# --- pure planning ------------------------------------------------------------------------------------
+
+def record_email(record: StreamRecord) -> str:
+    """The source key of a users-stream record (ReplayError when it has none)."""
+    email = record.keys.get("email")
+    if not isinstance(email, str) or not email:
+        raise ReplayError("record has no email key")
+    return email
+
+
+def _touched_keys(record: StreamRecord, email: str) -> list[TargetKey]:
+    keys: list[TargetKey] = []
+    for image in (record.old, record.new):
+        if image is None:
+            continue
+        key = target_key({**image, "email": email})
+        if key is not None and key not in keys:
+            keys.append(key)
+    return keys
+
+
+def plan_replay(record: StreamRecord, current: Mapping[str, Any] | None) -> list[GuardedWrite]:
+    """Writes that bring the target keys a record touched to the current truth, never past newer data.
+
+    Keys the record touched that the current item does not project to are deleted unless a newer record
+    wrote them; the current projection is put (stamped with the record's sequence) unless a newer record
+    wrote it, and only while the source still holds what we read.
+    """
+    if not record.sequence_number.isdigit():
+        raise ReplayError(f"record has no stream sequence number ({record.sequence_number!r})")
+    email = record_email(record)
+    condition = TargetCondition.older_than(record.sequence_number)
+    current_key = target_key(current)
+    current_item = project_user(current)
+    writes = [
+        GuardedWrite(key, None, condition)
+        for key in _touched_keys(record, email)
+        if key != current_key
+    ]
+    if current_key is not None and current_item is not None:
+        item = {**current_item, SEQUENCE_ATTRIBUTE: condition.sequence}
+        writes.append(GuardedWrite(current_key, item, condition, SourceGuard.of(email, current)))
+    return writes
+
+
+def plan_backfill(user: Mapping[str, Any]) -> GuardedWrite | None:
+    """Create the user's target item if it is missing (never overwrite); None when it has no target."""
+    key, item = target_key(user), project_user(user)
+    if key is None or item is None:
+        return None
+    return GuardedWrite(key, item, TargetCondition.absent(), SourceGuard.of(str(user["email"]), user))
+
+
+def plan_repair(key: TargetKey, source_user: Mapping[str, Any] | None,
+                seen: Mapping[str, Any] | None) -> GuardedWrite | None:
+    """Make `key` hold the projection of `source_user` (or nothing), if the target still holds `seen`."""
+    expected = project_user(source_user) if target_key(source_user) == key else None
+    condition = TargetCondition.unchanged(seen)
+    if expected is None:
+        return GuardedWrite(key, None, condition) if seen is not None else None
+    if seen is not None and SEQUENCE_ATTRIBUTE in seen:
+        # Keep the stream position: the repair fixes content, it does not claim to be newer.
+        expected = {**expected, SEQUENCE_ATTRIBUTE: seen[SEQUENCE_ATTRIBUTE]}
+    assert source_user is not None
+    return GuardedWrite(key, expected, condition, SourceGuard.of(str(source_user["email"]), source_user))
+
+
+@dataclass
+class _Expression:
+    names: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = value
+        return placeholder
+
+    def params(self, expression: str) -> dict[str, Any]:
+        params: dict[str, Any] = {"ConditionExpression": expression, "ExpressionAttributeNames": self.names}
+        if self.values:
+            params["ExpressionAttributeValues"] = typed_item(self.values)
+        return params
+
+
+def _equal_fields(expr: _Expression, fields: Mapping[str, Any], names: Iterable[str]) -> str:
+    parts = []
+    for name in names:
+        if name in fields:
+            parts.append(f"{expr.name(name)} = {expr.value(fields[name])}")
+        else:
+            parts.append(f"attribute_not_exists({expr.name(name)})")
+    return " AND ".join(parts)
+
+
+def target_condition(condition: TargetCondition) -> dict[str, Any]:
+    """ConditionExpression parameters for a target write."""
+    expr = _Expression()
+    if condition.kind is ConditionKind.ABSENT or (condition.kind is ConditionKind.UNCHANGED and condition.seen is None):
+        return expr.params(f"attribute_not_exists({expr.name('state')})")
+    if condition.kind is ConditionKind.OLDER_THAN:
+        state, seq = expr.name("state"), expr.name(SEQUENCE_ATTRIBUTE)
+        return expr.params(f"attribute_not_exists({state}) OR attribute_not_exists({seq}) "
+                           f"OR {seq} < {expr.value(condition.sequence)}")
+    assert condition.seen is not None
+    names = [*PROJECTED_FIELDS, SEQUENCE_ATTRIBUTE]
+    return expr.params(f"attribute_exists({expr.name('state')}) AND {_equal_fields(expr, condition.seen, names)}")
+
+
+def source_condition(guard: SourceGuard) -> dict[str, Any]:
+    """ConditionExpression parameters checking that the source item still projects as read."""
+    expr = _Expression()
+    if guard.fields is None:
+        return expr.params(f"attribute_not_exists({expr.name('email')})")
+    return expr.params(f"attribute_exists({expr.name('email')}) AND "
+                       f"{_equal_fields(expr, guard.fields, ('state', 'city', 'active'))}")
+
+
+# --- adapter --------------------------------------------------------------------------------------
+
+class ConditionalTargetWriter:
+    """Applies guarded writes: single conditional Put/Delete, or transactions when the source is guarded.
+
+    `calls` counts every DynamoDB request (reads included) for tests and benchmarks.
+    """
+
+    def __init__(self, dynamodb: Any, users_table: str, target_table: str, backoff: Backoff | None = None):
+        self._dynamodb = dynamodb
+        self.users_table = users_table
+        self.target_table = target_table
+        self._backoff = backoff or Backoff(max_attempts=8)
+        self.calls = 0
+
+    def read_source(self, email: str) -> dict[str, Any] | None:
+        """The current source item (strongly consistent), or None."""
+        answer = self._call(lambda: self._dynamodb.get_item(
+            TableName=self.users_table, Key=typed_item({"email": email}), ConsistentRead=True))
+        return plain_item(answer["Item"]) if "Item" in answer else None
+
+    def existing_keys(self, keys: Sequence[TargetKey]) -> set[TargetKey]:
+        """Which of `keys` have a target item (BatchGetItem, unprocessed keys retried with backoff)."""
+        found: set[TargetKey] = set()
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), MAX_BATCH_GET):
+            pending = [typed_item(key.as_key()) for key in unique[start:start + MAX_BATCH_GET]]
+            attempt = 0
+            while pending:
+                attempt += 1
+                if attempt > self._backoff.max_attempts:
+                    raise RuntimeError(f"BatchGetItem left {len(pending)} key(s) unprocessed after retries")
+                if attempt > 1:
+                    self._backoff.wait(attempt - 1)
+                request = {self.target_table: {"Keys": pending, "ConsistentRead": True,
+                                               "ProjectionExpression": "#s, #k",
+                                               "ExpressionAttributeNames": {"#s": "state", "#k": "city_email"}}}
+                answer = self._call(partial(self._dynamodb.batch_get_item, RequestItems=request))
+                for item in answer.get("Responses", {}).get(self.target_table, []):
+                    plain = plain_item(item)
+                    found.add(TargetKey(plain["state"], plain["city_email"]))
+                pending = answer.get("UnprocessedKeys", {}).get(self.target_table, {}).get("Keys", [])
+        return found
+
+    def apply(self, writes: Sequence[GuardedWrite]) -> list[WriteResult]:
+        """Apply every write; each gets an outcome (results in input order)."""
+        results: dict[int, WriteResult] = {}
+        guarded = [(i, w) for i, w in enumerate(writes) if w.source is not None]
+        for index, write in enumerate(writes):
+            if write.source is None:
+                results[index] = self._single(write)
+        for start in range(0, len(guarded), MAX_TRANSACTION_PAIRS):
+            results.update(self._transact(guarded[start:start + MAX_TRANSACTION_PAIRS]))
+        return [results[i] for i in range(len(writes))]
+
+    def _single(self, write: GuardedWrite) -> WriteResult:
+        params = target_condition(write.condition)
+        try:
+            if write.item is None:
+                self._call(lambda: self._dynamodb.delete_item(
+                    TableName=self.target_table, Key=typed_item(write.key.as_key()), **params))
+            else:
+                self._call(lambda: self._dynamodb.put_item(
+                    TableName=self.target_table, Item=typed_item(write.item or {}), **params))
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return WriteResult(write, Outcome.SUPERSEDED)
+            return WriteResult(write, Outcome.FAILED, _describe(error))
+        except _GaveUp as gave_up:
+            return WriteResult(write, Outcome.FAILED, gave_up.error)
+        return WriteResult(write, Outcome.APPLIED)
+
+    def _transact(self, pairs: list[tuple[int, GuardedWrite]]) -> dict[int, WriteResult]:
+        """One transaction for up to 50 pairs. A pair whose own condition fails is settled and the rest go
+        again at once (progress); contention or throttling backs off and counts as an attempt."""
+        results: dict[int, WriteResult] = {}
+        pending = list(pairs)
+        attempt, last_error = 0, ""
+        while pending and attempt < self._backoff.max_attempts:
+            if attempt:
+                self._backoff.wait(attempt)
+            items = [action for _, write in pending for action in self._actions(write)]
+            self.calls += 1
+            try:
+                self._dynamodb.transact_write_items(TransactItems=items)
+            except ClientError as error:
+                code = _code(error)
+                if code != "TransactionCanceledException":
+                    last_error = _describe(error)
+                    if code not in _RETRYABLE:
+                        break
+                    attempt += 1
+                    continue
+                settled = self._settle(pending, error.response.get("CancellationReasons") or [], results)
+                if settled:
+                    pending = [(i, w) for i, w in pending if i not in results]
+                else:
+                    attempt += 1
+                    last_error = _describe(error)
+                continue
+            except BotoCoreError as error:
+                last_error, attempt = f"{type(error).__name__}: {error}", attempt + 1
+                continue
+            for index, write in pending:
+                results[index] = WriteResult(write, Outcome.APPLIED)
+            pending = []
+        for index, write in pending:
+            results[index] = WriteResult(write, Outcome.FAILED, last_error or "transaction not applied")
+        return results
+
+    @staticmethod
+    def _settle(pending: list[tuple[int, GuardedWrite]], reasons: Sequence[Mapping[str, Any]],
+                results: dict[int, WriteResult]) -> int:
+        """Record the pairs a cancelled transaction refused on their own conditions; how many there were."""
+        settled = 0
+        for pair_index, (index, write) in enumerate(pending):
+            if _reason(reasons, 2 * pair_index) == "ConditionalCheckFailed":
+                results[index] = WriteResult(write, Outcome.SOURCE_CHANGED)
+                settled += 1
+            elif _reason(reasons, 2 * pair_index + 1) == "ConditionalCheckFailed":
+                results[index] = WriteResult(write, Outcome.SUPERSEDED)
+                settled += 1
+        return settled
+
+    def _actions(self, write: GuardedWrite) -> list[dict[str, Any]]:
+        assert write.source is not None
+        check = {"ConditionCheck": {"TableName": self.users_table, "Key": typed_item({"email": write.source.email}),
+                                    **source_condition(write.source)}}
+        params = target_condition(write.condition)
+        if write.item is None:
+            change = {"Delete": {"TableName": self.target_table, "Key": typed_item(write.key.as_key()), **params}}
+        else:
+            change = {"Put": {"TableName": self.target_table, "Item": typed_item(write.item), **params}}
+        return [check, change]
+
+    def _call(self, request: Callable[[], Any]) -> Any:
+        """One request, retried with backoff on throttling and connection trouble."""
+        last = ""
+        for attempt in range(1, self._backoff.max_attempts + 1):
+            if attempt > 1:
+                self._backoff.wait(attempt - 1)
+            self.calls += 1
+            try:
+                return request()
+            except ClientError as error:
+                if _code(error) not in _RETRYABLE:
+                    raise
+                last = _describe(error)
+            except BotoCoreError as error:
+                last = f"{type(error).__name__}: {error}"
+        raise _GaveUp(last)
+
+
+class _GaveUp(RuntimeError):
+    def __init__(self, error: str):
+        super().__init__(error)
+        self.error = error
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(error: ClientError) -> str:
+    return f"{_code(error)}: {error.response.get('Error', {}).get('Message', '')}"
+
+
+def _reason(reasons: Sequence[Mapping[str, Any]], index: int) -> str:
+    return str(reasons[index].get("Code", "")) if index < len(reasons) else ""
+
+
+# --- replaying one dead-lettered replication record ------------------------------------------------
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """What one replayed record did to the target."""
+
+    results: list[WriteResult]
+
+    @property
+    def applied(self) -> int:
+        return sum(1 for r in self.results if r.outcome is Outcome.APPLIED)
+
+    @property
+    def superseded(self) -> int:
+        return sum(1 for r in self.results if r.outcome is Outcome.SUPERSEDED)
+
+
+class ReplicationReplayer:
+    """Replays a users-stream record from a dead letter through the conditional write path."""
+
+    def __init__(self, writer: ConditionalTargetWriter, max_rounds: int = 5):
+        self._writer = writer
+        self._max_rounds = max_rounds
+
+    def replay(self, raw_record: Any) -> ReplayReport:
+        """Apply the record (as the current truth allows); ReplayError when it cannot be applied."""
+        try:
+            record = StreamRecord(raw_record)
+            email = record_email(record)
+        except MalformedRecord as error:
+            raise ReplayError(f"malformed stream record: {error}") from error
+        for _ in range(self._max_rounds):
+            current = self._writer.read_source(email)
+            try:
+                writes = plan_replay(record, current)
+            except MalformedRecord as error:
+                raise ReplayError(f"malformed stream record: {error}") from error
+            except ValueError as error:  # a sequence number longer than any stream's
+                raise ReplayError(str(error)) from error
+            results = self._writer.apply(writes)
+            failed = [r for r in results if r.outcome is Outcome.FAILED]
+            if failed:
+                raise ReplayError(f"target write failed: {failed[0].error}")
+            if not any(r.outcome is Outcome.SOURCE_CHANGED for r in results):
+                return ReplayReport(results)
+        raise ReplayError(f"source item {email} kept changing during replay")
