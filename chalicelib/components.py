@@ -67,9 +67,9 @@ def fanout_consumer(dead_letters: DeadLetterQueue | None = None) -> FanoutConsum
     from chalicelib.fanout.publisher import EventPublisher
 
     config = settings()
-    publisher = EventPublisher(clients.client("events"), Backoff(max_attempts=config.fanout_max_attempts))
-    return FanoutConsumer(publisher, dead_letters or stream_dead_letters(), config.event_source,
-                          config.event_bus_name)
+    publisher = EventPublisher(clients.client("events"), config.event_bus_name,
+                               Backoff(max_attempts=config.fanout_max_attempts))
+    return FanoutConsumer(publisher, dead_letters or stream_dead_letters(), config.event_source)
 
 
 def ingest_consumer(dead_letters: DeadLetterQueue | None = None) -> IngestConsumer:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from chalicelib.config import DEFAULT_EVENT_SOURCE
 from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, describe_error
 from chalicelib.fanout.events import EventTooLarge, FanoutEntry, build_entry
 from chalicelib.fanout.publisher import EventPublisher, PublishFailure
@@ -32,11 +33,11 @@ def failure_reason(failure: PublishFailure) -> str:
 class FanoutConsumer:
     """Publishes a batch of stream records to the event bus; what cannot be published is dead-lettered."""
 
-    def __init__(self, publisher: EventPublisher, dead_letters: DeadLetterQueue, source: str, bus_name: str):
+    def __init__(self, publisher: EventPublisher, dead_letters: DeadLetterQueue,
+                 source: str = DEFAULT_EVENT_SOURCE):
         self._publisher = publisher
         self._dead_letters = dead_letters
         self._source = source
-        self._bus_name = bus_name
         self._dispatcher = StreamDispatcher(CONSUMER)
         self._dispatcher.on_insert(self._entry_for)
         self._dispatcher.on_modify(self._entry_for)
@@ -44,7 +45,7 @@ class FanoutConsumer:
 
     def _entry_for(self, record: StreamRecord) -> FanoutEntry:
         try:
-            return build_entry(record, self._source, self._bus_name)
+            return build_entry(record, self._source)
         except EventTooLarge as error:
             raise HandlerError(str(error)) from error
         except (TypeError, ValueError) as error:  # e.g. a number DynamoDB cannot hold (NaN) in a forged image

@@ -72,15 +72,15 @@ class FanoutEntry:
         return self.record.event_id
 
 
-def build_entry(record: StreamRecord, source: str, bus_name: str) -> FanoutEntry:
-    """The entry for `record`; images are dropped (`truncated`) only when the whole entry would be too large."""
+def build_entry(record: StreamRecord, source: str) -> FanoutEntry:
+    """The entry for `record` (the publisher names the bus); images are dropped (`truncated`) only when the
+    whole entry would be too large."""
     created: datetime | None = record.created_at
     for truncated in (False, True):
         entry: dict[str, Any] = {
             "Source": source,
             "DetailType": record.event_name_text,
             "Detail": exact_json.dumps(event_detail(record, truncated=truncated)),
-            "EventBusName": bus_name,
         }
         if created is not None:  # without it EventBridge stamps the time of the call
             entry["Time"] = created

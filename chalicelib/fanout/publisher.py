@@ -56,8 +56,9 @@ class _Failed:
 class EventPublisher:
     """Publishes FanoutEntries to EventBridge, reporting the ones that could not be published."""
 
-    def __init__(self, events: Any, backoff: Backoff | None = None):
+    def __init__(self, events: Any, bus_name: str, backoff: Backoff | None = None):
         self._events = events
+        self.bus_name = bus_name
         self._backoff = backoff or Backoff(max_attempts=3)
         self.calls = 0
         self.published = 0
@@ -90,7 +91,9 @@ class EventPublisher:
     def _send(self, call: list[FanoutEntry]) -> list[_Failed]:
         self.calls += 1
         try:
-            answer = self._events.put_events(Entries=[entry.entry for entry in call])
+            answer = self._events.put_events(
+                Entries=[{**entry.entry, "EventBusName": self.bus_name} for entry in call]
+            )
         except ClientError as error:
             details = error.response.get("Error", {})
             code = str(details.get("Code", ""))

@@ -124,10 +124,10 @@ class RecordingSleeper:
         self.slept.append(seconds)
 
 
-def publisher_for(events: Any = None, *, max_attempts: int = 3,
+def publisher_for(aws: StageResources, events: Any = None, *, max_attempts: int = 3, bus: str | None = None,
                   sleep: Callable[[float], None] = no_sleep) -> EventPublisher:
     """A publisher over moto (or a fault injector); retries never sleep for real (the sleeper is injected)."""
-    return EventPublisher(events or boto3.client("events"),
+    return EventPublisher(events or boto3.client("events"), bus or aws["EventBusName"],
                           Backoff(max_attempts=max_attempts, sleep=sleep, rand=lambda: 1.0))
 
 
@@ -137,8 +137,8 @@ def fanout(aws: StageResources, events: Any = None, *, max_attempts: int = 3, bu
     """A FanoutConsumer over the stage's bus and DLQ in moto."""
     dead_letters = DeadLetterQueue(boto3.client("sqs"), dlq_url or aws["StreamDlqUrl"],
                                    Backoff(max_attempts=2, sleep=no_sleep))
-    return FanoutConsumer(publisher or publisher_for(events, max_attempts=max_attempts, sleep=sleep),
-                          dead_letters, SOURCE, bus or aws["EventBusName"])
+    return FanoutConsumer(publisher or publisher_for(aws, events, max_attempts=max_attempts, bus=bus, sleep=sleep),
+                          dead_letters, SOURCE)
 
 
 def drain(url: str) -> list[dict[str, Any]]:
@@ -215,7 +215,7 @@ def test_57_records_are_published_in_6_calls_each_delivered_once(aws):
     records = users(57)
     events = boto3.client("events")
     wire = Wire(events)
-    publisher = publisher_for(events)
+    publisher = publisher_for(aws, events)
     fanout(aws, publisher=publisher).handle(records)
     assert len(wire.calls) == 6 and [len(call) for call in wire.calls] == [10, 10, 10, 10, 10, 7]
     assert publisher.calls == 6 and publisher.published == 57
@@ -256,8 +256,8 @@ def test_a_bus_that_does_not_exist_dead_letters_every_record_intact_without_retr
     # GIVEN a bus name that does not exist (a non-retryable error: retrying would only burn time)
     records = users(23)
     sleeper = RecordingSleeper()
-    publisher = publisher_for(sleep=sleeper)
-    consumer = fanout(aws, bus="no-such-bus", publisher=publisher)
+    publisher = publisher_for(aws, bus="no-such-bus", sleep=sleeper)
+    consumer = fanout(aws, publisher=publisher)
     # WHEN the batch is handled
     answer = consumer.handle(records)
     # THEN every record is in the DLQ exactly as Lambda delivered it, after one attempt, and none is on the bus

@@ -24,7 +24,6 @@ from chalicelib.stream.record import StreamRecord
 from tests.support.events import insert, modify, remove
 
 SOURCE = "stream-pipeline.users"
-BUS = "stream-pipeline-test"
 CREATED = 1795000000  # 2026-11-18T11:06:40Z
 
 EVERY_TYPE = {
@@ -69,11 +68,11 @@ def test_insert_becomes_an_entry_with_every_dynamodb_type_as_exact_json():
     # GIVEN an INSERT of an item holding every DynamoDB type
     raw = insert(EVERY_TYPE, created_at=CREATED, sequence_number="4000000000000000000001")
     # WHEN its entry is built
-    entry = build_entry(StreamRecord(raw), SOURCE, BUS)
+    entry = build_entry(StreamRecord(raw), SOURCE)
     # THEN the entry names source, detail type, bus and time, and the Detail is the SPEC's shape
     assert entry.entry["Source"] == SOURCE
     assert entry.entry["DetailType"] == "INSERT"
-    assert entry.entry["EventBusName"] == BUS
+    assert "EventBusName" not in entry.entry  # the publisher names the bus
     assert entry.entry["Time"] == datetime(2026, 11, 18, 11, 6, 40, tzinfo=UTC)
     assert detail_of(entry) == {
         "eventID": raw["eventID"],
@@ -91,7 +90,7 @@ def test_insert_becomes_an_entry_with_every_dynamodb_type_as_exact_json():
 
 
 def test_numbers_keep_every_digit_in_the_detail_text():
-    entry = build_entry(StreamRecord(insert(EVERY_TYPE)), SOURCE, BUS)
+    entry = build_entry(StreamRecord(insert(EVERY_TYPE)), SOURCE)
     text = entry.entry["Detail"]
     assert '"n":12345678901234567890.123456789' in text
     assert '"tiny":0.000000000000000000000000000001' in text
@@ -101,7 +100,7 @@ def test_numbers_keep_every_digit_in_the_detail_text():
 def test_modify_lists_changed_attributes_and_carries_both_images():
     old = {"email": "a@example.com", "city": "Austin", "state": "TX", "zipcode": "00001", "gone": "x"}
     new = {"email": "a@example.com", "city": "Dallas", "state": "TX", "zipcode": "00001", "active": True}
-    detail = detail_of(build_entry(StreamRecord(modify(old, new)), SOURCE, BUS))
+    detail = detail_of(build_entry(StreamRecord(modify(old, new)), SOURCE))
     assert detail["eventName"] == "MODIFY"
     assert detail["changedAttributes"] == ["active", "city", "gone"]
     assert detail["newImage"] == new
@@ -110,7 +109,7 @@ def test_modify_lists_changed_attributes_and_carries_both_images():
 
 def test_remove_carries_the_old_image_only():
     old = {"email": "a@example.com", "city": "Austin", "n": Decimal("1.50")}
-    entry = build_entry(StreamRecord(remove(old)), SOURCE, BUS)
+    entry = build_entry(StreamRecord(remove(old)), SOURCE)
     detail = detail_of(entry)
     assert entry.entry["DetailType"] == "REMOVE"
     assert detail["newImage"] is None
@@ -122,7 +121,7 @@ def test_remove_carries_the_old_image_only():
 def test_record_without_creation_time_omits_time_and_nulls_the_detail_time():
     raw = insert({"email": "a@example.com"})
     del raw["dynamodb"]["ApproximateCreationDateTime"]
-    entry = build_entry(StreamRecord(raw), SOURCE, BUS)
+    entry = build_entry(StreamRecord(raw), SOURCE)
     assert "Time" not in entry.entry  # EventBridge stamps the time of the call
     assert detail_of(entry)["approximateCreationDateTime"] is None
     assert entry.size == entry_size(entry.entry)
@@ -131,7 +130,7 @@ def test_record_without_creation_time_omits_time_and_nulls_the_detail_time():
 def test_record_without_source_arn_has_a_null_table():
     raw = insert({"email": "a@example.com"})
     del raw["eventSourceARN"]
-    assert detail_of(build_entry(StreamRecord(raw), SOURCE, BUS))["table"] is None
+    assert detail_of(build_entry(StreamRecord(raw), SOURCE))["table"] is None
 
 
 def test_entry_size_counts_like_eventbridge():
@@ -149,7 +148,7 @@ def test_an_item_too_large_for_eventbridge_is_sent_truncated():
     new = {"email": "big@example.com", "blob": "n" * 150_000, "city": "B"}
     raw = modify(old, new, created_at=CREATED)
     # WHEN its entry is built
-    entry = build_entry(StreamRecord(raw), SOURCE, BUS)
+    entry = build_entry(StreamRecord(raw), SOURCE)
     # THEN both images are null, it says so, and keys and changed attributes remain for a re-read
     detail = detail_of(entry)
     assert entry.truncated and detail["truncated"] is True
@@ -161,12 +160,12 @@ def test_an_item_too_large_for_eventbridge_is_sent_truncated():
 
 
 def test_an_entry_exactly_at_the_limit_is_not_truncated_and_one_byte_more_is():
-    base = build_entry(StreamRecord(insert({"email": "e@x.io", "pad": ""}, created_at=CREATED)), SOURCE, BUS)
+    base = build_entry(StreamRecord(insert({"email": "e@x.io", "pad": ""}, created_at=CREATED)), SOURCE)
     room = MAX_ENTRY_SIZE - base.size
-    fits = build_entry(StreamRecord(insert({"email": "e@x.io", "pad": "p" * room}, created_at=CREATED)), SOURCE, BUS)
+    fits = build_entry(StreamRecord(insert({"email": "e@x.io", "pad": "p" * room}, created_at=CREATED)), SOURCE)
     assert fits.size == MAX_ENTRY_SIZE and not fits.truncated
     over = build_entry(StreamRecord(insert({"email": "e@x.io", "pad": "p" * (room + 1)}, created_at=CREATED)),
-                       SOURCE, BUS)
+                       SOURCE)
     assert over.truncated
 
 
@@ -175,7 +174,7 @@ def test_an_entry_too_large_even_without_images_is_refused():
     old = {"email": "e@x.io", **names}
     new = {"email": "e@x.io"}
     with pytest.raises(EventTooLarge):
-        build_entry(StreamRecord(modify(old, new)), SOURCE, BUS)
+        build_entry(StreamRecord(modify(old, new)), SOURCE)
 
 
 def _entry_of_size(size: int) -> FanoutEntry:
