@@ -7,8 +7,9 @@ and may lack eventSourceARN; Lambda delivers base64 text, epoch seconds and the 
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 
 def lambda_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def lambda_stream_record(record: Mapping[str, Any], stream_arn: str, region: str
     shaped = {
         "eventID": record.get("eventID"),
         "eventName": record.get("eventName"),
-        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventVersion": "1.1",  # what Lambda delivers (moto says 1.0)
         "eventSource": "aws:dynamodb",
         "awsRegion": record.get("awsRegion") or region,
         "dynamodb": dynamodb,
@@ -58,6 +59,56 @@ def _b64(value: Any) -> str:
 
 def _epoch_seconds(value: Any) -> int | float:
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return int(moment.timestamp())
     return value
+
+
+def lambda_sqs_record(message: Mapping[str, Any], queue_arn: str, region: str = "us-east-1") -> dict[str, Any]:
+    """A ReceiveMessage message as a Lambda SQS event record."""
+    shaped: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {name: _lambda_message_attribute(value)
+                              for name, value in message.get("MessageAttributes", {}).items()},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+    if "MD5OfMessageAttributes" in message:
+        shaped["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return shaped
+
+
+def lambda_bus_event(event: Mapping[str, Any], account: str = "123456789012",
+                     region: str = "us-east-1") -> dict[str, Any]:
+    """An EventBridge event (as a rule delivers it to a target) with every field Lambda's event carries."""
+    shaped: dict[str, Any] = {
+        "version": "0",
+        "id": "",
+        "detail-type": "",
+        "source": "",
+        "account": account,
+        "time": "",
+        "region": region,
+        "resources": [],
+        "detail": {},
+    }
+    shaped.update(event)
+    return shaped
+
+
+def _lambda_message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    shaped: dict[str, Any] = {
+        "stringListValues": list(value.get("StringListValues", [])),
+        "binaryListValues": [_b64(v) for v in value.get("BinaryListValues", [])],
+        "dataType": value.get("DataType", "String"),
+    }
+    if "StringValue" in value:
+        shaped["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        shaped["binaryValue"] = _b64(value["BinaryValue"])
+    return shaped

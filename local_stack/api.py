@@ -1,0 +1,49 @@
+"""The app's HTTP API on Chalice's own local server (API Gateway's behaviour), in a thread."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
+
+logger = logging.getLogger("local_stack.api")
+
+
+class _LoggedRequestHandler(ChaliceRequestHandler):
+    """Chalice's handler with its access log sent to logging instead of bare stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
+        logger.info("%s", format % args)
+
+
+class ApiServer:
+    """Serves `app` on host:port until `stop`."""
+
+    def __init__(self, app: Any, config: Any, host: str = "127.0.0.1", port: int = 8000):
+        # What chalice.local.create_local_server does, with our request handler.
+        CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
+        app.__class__ = CustomLocalChalice
+        self._server = LocalDevServer(app, config, host, port, handler_cls=_LoggedRequestHandler)
+        self.host = host
+        self.port = self._server.server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """`http://host:port`."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Serve in a daemon thread."""
+        self._thread = threading.Thread(target=self._server.server.serve_forever, name="api", daemon=True)
+        self._thread.start()
+        logger.info("API on %s", self.url)
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        self._server.server.shutdown()
+        self._server.server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

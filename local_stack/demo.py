@@ -1,0 +1,228 @@
+"""`python -m local_stack.demo` (`make demo`): the classic walkthrough against a running local stack.
+
+Five users (Brooklyn, Staten Island, Cincinnati, Cleveland, Los Angeles) are created over HTTP, one moves,
+one is deleted, a device message goes to the ingest queue and an order is placed; then the target table,
+the fan-out events the example subscriber received, the device table and the order are printed.
+Each run uses its own e-mail suffix, so running it again works and shows only that run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from rich.console import Console
+from rich.table import Table
+
+from local_stack.emulator import LOCAL_AWS_ENV
+from ops.infrastructure import stack_name
+
+USERS = [  # (name, state, city, zipcode)
+    ("ana", "NY", "Brooklyn", "11201"),
+    ("ben", "NY", "Staten Island", "10301"),
+    ("cleo", "OH", "Cincinnati", "45202"),
+    ("dev", "OH", "Cleveland", "44113"),
+    ("eli", "CA", "Los Angeles", "90012"),
+]
+MOVE = ("dev", {"city": "Columbus", "zipcode": "43215"})
+DELETE = "eli"
+EXPECTED_EVENTS = len(USERS) + 2  # five INSERTs, one MODIFY, one REMOVE
+
+
+class Api:
+    """JSON over HTTP to the local API."""
+
+    def __init__(self, base: str):
+        self.base = base.rstrip("/")
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """(status, parsed JSON body or None)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, text = response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            status, text = error.code, error.read().decode()
+        return status, json.loads(text) if text else None
+
+
+def wait_for[T](probe: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T | None:
+    """`probe()` until it returns something other than None, or None after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None or time.monotonic() > deadline:
+            return found
+        time.sleep(interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_stack.demo", description=__doc__)
+    parser.add_argument("--api", default="http://127.0.0.1:8000", help="the local stack's API (default %(default)s)")
+    parser.add_argument("--emulator", default="http://127.0.0.1:4566", help="its emulator (default %(default)s)")
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each flow")
+    args = parser.parse_args(argv)
+    console = Console()
+    os.environ.update(LOCAL_AWS_ENV)
+    os.environ["AWS_ENDPOINT_URL"] = args.emulator
+    os.environ.pop("AWS_PROFILE", None)
+    api = Api(args.api)
+    try:
+        outputs = stack_outputs(args.stage)
+    except Exception as error:  # noqa: BLE001 - anything here means "no stack running"
+        console.print(f"[red]No local stack at {args.emulator} ({error}). Start one with `make run`.[/red]")
+        return 2
+    run = time.strftime("%H%M%S")
+    emails = {name: f"{name}.{run}@example.com" for name, *_ in USERS}
+    console.rule(f"demo run {run}")
+    ok, order_id = walkthrough(api, outputs, emails, console)
+    ok &= show_results(api, outputs, emails, order_id, console, args.timeout)
+    return 0 if ok else 1
+
+
+def stack_outputs(stage: str) -> dict[str, str]:
+    """The stage stack's outputs (table names, queue URLs) from the emulator's CloudFormation."""
+    stack = boto3.client("cloudformation").describe_stacks(StackName=stack_name(stage))["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def walkthrough(api: Api, outputs: dict[str, str], emails: dict[str, str], console: Console) -> tuple[bool, str]:
+    """Create, move, delete, send a device message, place an order; print each answer. → (ok, order id)"""
+    ok = True
+    for name, state, city, zipcode in USERS:
+        status, _ = api.call("POST", "/users", {"email": emails[name], "state": state, "city": city,
+                                                "zipcode": zipcode})
+        ok &= _step(console, f"POST /users {emails[name]} ({city}, {state})", status, 201)
+    who, change = MOVE
+    status, _ = api.call("PATCH", f"/users/{emails[who]}", change)
+    ok &= _step(console, f"PATCH /users/{emails[who]} → {change['city']}", status, 200)
+    status, _ = api.call("DELETE", f"/users/{emails[DELETE]}")
+    ok &= _step(console, f"DELETE /users/{emails[DELETE]}", status, 204)
+
+    sqs = boto3.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=outputs["IngestQueueName"])["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(
+        {"user_id": emails["ana"], "device": "iPhone 15", "location": "Brooklyn, NY"}))
+    console.print(f"  [green]✓[/green] device message sent to {outputs['IngestQueueName']}")
+
+    status, order = api.call("POST", "/orders", {"name": f"demo order {emails['ana']}", "items": [
+        {"sku": "BAGEL", "quantity": 3, "unit_price": 1.25}, {"sku": "COFFEE", "quantity": 1, "unit_price": 3.5}]})
+    ok &= _step(console, "POST /orders", status, 202)
+    return ok, order["id"] if isinstance(order, dict) and "id" in order else ""
+
+
+def show_results(api: Api, outputs: dict[str, str], emails: dict[str, str], order_id: str, console: Console,
+                 timeout: float) -> bool:
+    """Wait for each flow to settle and print it as a table; False if any did not."""
+    ok = True
+    ours = set(emails.values())
+    expected = {emails[n] for n, *_ in USERS if n != DELETE}
+
+    def target_rows() -> list[dict[str, Any]] | None:
+        rows = [item for state in sorted({s for _, s, *_ in USERS})
+                for item in api.call("GET", f"/users?state={state}&limit=100")[1]["items"] if item["email"] in ours]
+        moved = [r for r in rows if r["email"] == emails[MOVE[0]]]
+        done = {r["email"] for r in rows} == expected and moved and moved[0]["city"] == MOVE[1]["city"]
+        return rows if done else None
+
+    rows = wait_for(target_rows, timeout)
+    ok &= _found(console, rows, "the target table did not reach the expected state")
+    table = Table(title="USERS_BY_LOCATION_TABLE (this run): GET /users?state=…")
+    for column in ("state", "city", "email", "active"):
+        table.add_column(column)
+    for row in rows or []:
+        table.add_row(row["state"], row["city"], row["email"], str(row["active"]))
+    console.print(table)
+
+    events = collect_events(outputs["SubscriberQueueUrl"], ours, timeout)
+    ok &= _found(console, events if len(events) >= EXPECTED_EVENTS else None,
+                 f"{len(events)} of {EXPECTED_EVENTS} fan-out events reached the subscriber")
+    table = Table(title=f"Fan-out events received by the example subscriber ({outputs['SubscriberQueueUrl']})")
+    for column in ("detail-type", "user", "where", "changed attributes", "sequence"):
+        table.add_column(column)
+    for event in events:
+        detail = event["detail"]
+        image = detail.get("newImage") or detail.get("oldImage") or {}
+        where = f"{image.get('city')}, {image.get('state')}"
+        if detail.get("eventName") == "MODIFY" and detail.get("oldImage"):
+            where = f"{detail['oldImage'].get('city')} → {image.get('city')}, {image.get('state')}"
+        table.add_row(event["detail-type"], detail["keys"].get("email", ""), where,
+                      ", ".join(detail.get("changedAttributes", [])), detail.get("sequenceNumber", ""))
+    console.print(table)
+
+    dynamodb = boto3.client("dynamodb")
+
+    def devices() -> list[dict[str, Any]] | None:
+        items = dynamodb.query(TableName=outputs["DeviceMetadataTable"], KeyConditionExpression="user_id = :u",
+                               ExpressionAttributeValues={":u": {"S": emails["ana"]}})["Items"]
+        return items or None
+
+    items = wait_for(devices, timeout)
+    ok &= _found(console, items, "the device message was not stored")
+    table = Table(title="DEVICE_METADATA_TABLE (this run)")
+    for column in ("user_id", "seen_at", "device", "location"):
+        table.add_column(column)
+    for item in items or []:
+        table.add_row(*(item[c]["S"] for c in ("user_id", "seen_at", "device", "location")))
+    console.print(table)
+
+    def settled_order() -> dict[str, Any] | None:
+        status, order = api.call("GET", f"/orders/{order_id}")
+        return order if status == 200 and order.get("status") != "PENDING" else None
+
+    order = wait_for(settled_order, timeout) if order_id else None
+    ok &= _found(console, order, "the order was not processed")
+    table = Table(title="Order: GET /orders/{id}")
+    for column in ("id", "name", "status", "total", "processed_at"):
+        table.add_column(column)
+    if order:
+        table.add_row(order["id"], order["name"], order["status"], str(order.get("total", "")),
+                      order.get("processed_at") or order.get("failure_reason", ""))
+    console.print(table)
+    return ok
+
+
+def collect_events(queue_url: str, emails: set[str], timeout: float) -> list[dict[str, Any]]:
+    """Read (and consume) the subscriber queue until this run's events are in, oldest first."""
+    sqs = boto3.client("sqs")
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(found) < EXPECTED_EVENTS and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", [])
+        for message in messages:
+            event = json.loads(message["Body"])
+            if event.get("detail", {}).get("keys", {}).get("email") in emails:
+                found.append(event)
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if not messages:
+            time.sleep(0.1)
+    return sorted(found, key=lambda e: int(e["detail"].get("sequenceNumber", "0")))
+
+
+def _step(console: Console, what: str, status: int, expected: int) -> bool:
+    mark = "[green]✓[/green]" if status == expected else "[red]✗[/red]"
+    console.print(f"  {mark} {what}: {status}")
+    return status == expected
+
+
+def _found(console: Console, value: Any, problem: str) -> bool:
+    if value:
+        return True
+    console.print(f"[red]✗ {problem}[/red]")
+    return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The embedded AWS emulator: moto server on 127.0.0.1, in this process, in a background thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from werkzeug.serving import make_server
+
+logger = logging.getLogger("local_stack.emulator")
+
+# Dummy credentials and the one region: nothing here may ever reach a real AWS account.
+LOCAL_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+}
+UNSET_AWS_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+
+
+def point_process_at(endpoint: str) -> None:
+    """Every boto3 client created from now on in this process talks to `endpoint` with dummy credentials."""
+    for name in UNSET_AWS_ENV:
+        os.environ.pop(name, None)
+    os.environ.update(LOCAL_AWS_ENV)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+
+
+class Emulator:
+    """moto server bound to one host and port; `start` raises at once if the port is taken."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 4566):
+        self.host = host
+        self.port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """`http://host:port`."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Bind (SO_REUSEADDR, so a restart right after Ctrl-C works) and serve in a daemon thread."""
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+
+        # Bound here, not in the thread, so a busy port is an error now instead of a hang.
+        self._server = make_server(self.host, self.port, DomainDispatcherApplication(create_backend_app),
+                                   threaded=True, request_handler=MotoRequestHandler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
+        self._thread.start()
+        logger.info("emulator (moto server) on %s", self.endpoint)
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
