@@ -19,6 +19,16 @@ $(STAMP): requirements.txt requirements-dev.txt
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The local stack in the foreground until Ctrl-C: emulator, dev resources, API, pollers (see README).
+EMULATOR_PORT ?= 4566
+API_PORT ?= 8000
+run: $(STAMP)
+	$(PY) -m local_stack --emulator-port $(EMULATOR_PORT) --api-port $(API_PORT)
+
+# The walkthrough against a running `make run` (another terminal).
+demo: $(STAMP)
+	$(PY) -m local_stack.demo --api http://127.0.0.1:$(API_PORT) --emulator http://127.0.0.1:$(EMULATOR_PORT)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy chalicelib
