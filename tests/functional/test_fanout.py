@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
 
 from chalicelib import clients, components
 from chalicelib.backoff import Backoff, no_sleep
@@ -86,7 +86,7 @@ class FlakyEvents:
     """
 
     def __init__(self, real: Any, fail: dict[str, int] | None = None, code: str = "ThrottlingException",
-                 call_errors: list[ClientError] | None = None):
+                 call_errors: list[Exception] | None = None):
         self._real = real
         self._left = dict(fail or {})
         self._code = code
@@ -322,7 +322,8 @@ def test_a_rejected_entry_is_not_retried(aws):
 
 
 @pytest.mark.parametrize("error", [client_error("ThrottlingException"), client_error("InternalException", 500),
-                                   client_error("SomethingNew", 503)])
+                                   client_error("SomethingNew", 503),
+                                   EndpointConnectionError(endpoint_url="https://events.example")])
 def test_a_throttled_or_failing_whole_call_is_retried(aws, error):
     records = users(12)
     flaky = FlakyEvents(boto3.client("events"), call_errors=[error])
@@ -331,6 +332,19 @@ def test_a_throttled_or_failing_whole_call_is_retried(aws, error):
     assert flaky.sent == [ids[:10], ids[10:], ids[:10]]  # the second call went through; the first is resent
     assert Counter(e["detail"]["eventID"] for e in delivered(aws)) == Counter(ids)
     assert dead_letters(aws) == []
+
+
+@pytest.mark.parametrize("error", [client_error("AccessDeniedException"), client_error("ValidationException"),
+                                   ParamValidationError(report="injected")])
+def test_a_whole_call_no_retry_can_fix_is_dead_lettered_after_one_attempt(aws, error):
+    records = users(3)
+    flaky = FlakyEvents(boto3.client("events"), call_errors=[error])
+    sleeper = RecordingSleeper()
+    fanout(aws, flaky, sleep=sleeper).handle(records)
+    assert len(flaky.sent) == 1 and sleeper.slept == []
+    letters = dead_letters(aws)
+    assert [(letter["record"], letter["attempts"]) for letter in letters] == [(raw, 1) for raw in records]
+    assert delivered(aws) == []
 
 
 def test_malformed_records_are_dead_lettered_and_the_rest_published(aws):
