@@ -7,6 +7,7 @@ without decoding, so B/BS are decoded here to `bytes`. N becomes an exact `Decim
 from __future__ import annotations
 
 import base64
+from decimal import Decimal
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,12 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 
 class _LambdaImageDeserializer(TypeDeserializer):
+    def _deserialize_n(self, value: Any) -> Decimal:
+        number = super()._deserialize_n(value)
+        if not number.is_finite():  # DynamoDB never stores NaN/Infinity: the record is malformed
+            raise ValueError(f"N value {value!r} is not a finite number")
+        return number
+
     def _deserialize_b(self, value: Any) -> bytes:
         if isinstance(value, (bytes, bytearray)):
             return bytes(value)

@@ -132,11 +132,15 @@ def test_malformed_records_fail_alone_with_a_reason():
     dispatcher.on_insert(lambda r: r.new)
     bad_image = insert({"email": "a@x.io"})
     bad_image["dynamodb"]["NewImage"] = {"x": {"B": "not base64!!"}}
-    report = dispatcher.dispatch(["not a record", {"eventName": "INSERT"}, bad_image, insert({"email": "ok@x.io"})])
+    not_a_number = insert({"email": "a@x.io"})
+    not_a_number["dynamodb"]["NewImage"] = {"n": {"N": "NaN"}}
+    report = dispatcher.dispatch(["not a record", {"eventName": "INSERT"}, bad_image, not_a_number,
+                                  insert({"email": "ok@x.io"})])
     reasons = [f.reason for f in report.failures]
     assert reasons[0].startswith("malformed stream record: record is a str")
     assert "no dynamodb object" in reasons[1]
     assert "NewImage" in reasons[2]
+    assert "not a finite number" in reasons[3]
     assert len(report.outcomes) == 1
 
 
