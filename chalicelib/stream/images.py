@@ -7,8 +7,8 @@ without decoding, so B/BS are decoded here to `bytes`. N becomes an exact `Decim
 from __future__ import annotations
 
 import base64
-from decimal import Decimal
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
