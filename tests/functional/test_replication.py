@@ -48,7 +48,8 @@ def consumer(aws: Any, dynamodb: Any = None, sqs: Any = None, sleeps: list[float
     backoff = Backoff(max_attempts=attempts, sleep=recorded.append, rand=lambda: 1.0)
     writer = BatchWriter(dynamodb or boto3.client("dynamodb"), aws["UsersByLocationTable"], TARGET_KEY_NAMES,
                          backoff)
-    dlq = DeadLetterQueue(sqs or boto3.client("sqs"), aws["StreamDlqUrl"], Backoff(max_attempts=3, sleep=recorded.append))
+    dlq = DeadLetterQueue(sqs or boto3.client("sqs"), aws["StreamDlqUrl"],
+                          Backoff(max_attempts=3, sleep=recorded.append))
     return ReplicationConsumer(writer, dlq), writer
 
 
