@@ -40,7 +40,7 @@ class Shard:
     failures: int = 0
     invocations_of_batch: int = 0
     retry_at: float = 0.0
-    limit: int | None = None  # a bisected batch's size until it goes through
+    segments: list[int] = field(default_factory=list)  # sizes of a bisected batch's parts still to deliver
 
     @property
     def finished(self) -> bool:
@@ -166,11 +166,11 @@ class StreamPoller:
         return batch_due(len(shard.buffer), self.source.batch_size, waited, self.source.batching_window)
 
     def _deliver(self, shard: Shard) -> None:
-        batch = shard.buffer[: shard.limit or self.source.batch_size]
+        batch = shard.buffer[: shard.segments[0] if shard.segments else self.source.batch_size]
         ids = [record["dynamodb"]["SequenceNumber"] for record in batch]
         event = {"Records": [lambda_stream_record(record, self.source.stream_arn, self._region) for record in batch]}
         notes = [f"retry {shard.failures}"] if shard.failures else []
-        if shard.limit:
+        if shard.segments:
             notes.append("bisected")
         shard.invocations_of_batch += 1
         delivery = self._invoker.invoke(event, ids, f"stream {_table_of(self.source.stream_arn)}", ", ".join(notes))
@@ -180,10 +180,11 @@ class StreamPoller:
         if result is Result.OK:
             shard.failures = shard.invocations_of_batch = 0
             shard.retry_at = 0.0
-            shard.limit = None
+            del shard.segments[:1]
         elif result is Result.FAILED and self._settings.bisect_on_error and len(batch) > 1:
-            # BisectBatchOnFunctionError: retry the first half at once; a split is not a retry attempt.
-            shard.limit = len(batch) // 2
+            # BisectBatchOnFunctionError: each half is retried on its own, at once; a split is not a retry.
+            half = len(batch) // 2
+            shard.segments[:1] = [half, len(batch) - half]
             shard.retry_at = 0.0
         else:
             shard.failures += 1
@@ -194,7 +195,7 @@ class StreamPoller:
                 del shard.buffer[: len(unsettled)]
                 shard.failures = shard.invocations_of_batch = 0
                 shard.retry_at = 0.0
-                shard.limit = None
+                del shard.segments[:1]
             else:
                 shard.retry_at = self._clock() + self._retry.delay(shard.failures)
         shard.first_buffered_at = self._clock() if shard.buffer else None
