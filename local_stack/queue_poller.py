@@ -58,7 +58,7 @@ class QueuePoller:
                                                  WaitTimeSeconds=0).get("Messages", [])
             if messages and not self._buffer:
                 self._first_buffered_at = self._clock()
-            self._buffer.extend(messages)
+            self._gather(messages)
         waited = self._clock() - (self._first_buffered_at or self._clock())
         if not batch_due(len(self._buffer), self.source.batch_size, waited, self.source.batching_window):
             return False
@@ -66,6 +66,17 @@ class QueuePoller:
         self._first_buffered_at = self._clock() if self._buffer else None
         self._deliver(batch)
         return True
+
+    def _gather(self, messages: list[dict[str, Any]]) -> None:
+        # A message seen again while gathering (its visibility timeout is shorter than the window) is one
+        # message: keep its newest receipt handle, the only one that can delete it.
+        position = {message["MessageId"]: i for i, message in enumerate(self._buffer)}
+        for message in messages:
+            if message["MessageId"] in position:
+                self._buffer[position[message["MessageId"]]] = message
+            else:
+                position[message["MessageId"]] = len(self._buffer)
+                self._buffer.append(message)
 
     def _resolve(self) -> None:
         self.calls += 2
