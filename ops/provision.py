@@ -10,6 +10,8 @@
 
 Then `chalice deploy --stage STAGE` (or `chalice package`) works with no hand edits.
 `--policies-only` skips AWS and regenerates step 3 from what config.json already records.
+`--event-sources`, run after `chalice deploy`, gives the deployed event source mappings the failure settings
+of infra/merge-template.yaml (what the `chalice package` path merges in), and changes nothing else.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ OPERATOR_SETTINGS = ("EVENT_SOURCE", "FANOUT_MAX_ATTEMPTS", "API_AUTH")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policies-only", action="store_true",
-                        help="make no AWS call: regenerate the stage's IAM policy files from config.json")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--policies-only", action="store_true",
+                      help="make no AWS call: regenerate the stage's IAM policy files from config.json")
+    mode.add_argument("--event-sources", action="store_true",
+                      help="after `chalice deploy`: apply infra/merge-template.yaml's failure settings to the "
+                           "deployed event source mappings (no stack change)")
     parser.add_argument("--config", type=Path, default=CONFIG_PATH,
                         help="the Chalice config to record into (default .chalice/config.json; policies beside it)")
     parser.add_argument("--timeout", type=float, default=900.0,
@@ -40,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
+    if args.event_sources:
+        return _tune_event_sources(args.stage, config_path)
     try:
         if args.policies_only:
             outputs: dict[str, str] = {}
@@ -69,13 +77,41 @@ def stage_variables_to_record(stage: str, outputs: Mapping[str, str],
     return variables
 
 
-def _deploy(stage: str, timeout: float) -> dict[str, str]:
+def _session() -> Any:
     import boto3
 
     session = boto3.session.Session()
     if not session.region_name:
         raise RuntimeError("no AWS region: set AWS_DEFAULT_REGION (or a profile's region)")
-    return deploy_stack(session.client("cloudformation"), stage, timeout=timeout)
+    return session
+
+
+def _deploy(stage: str, timeout: float) -> dict[str, str]:
+    return deploy_stack(_session().client("cloudformation"), stage, timeout=timeout)
+
+
+def _tune_event_sources(stage: str, config_path: Path) -> int:
+    from rich.table import Table
+
+    from ops.event_sources import MERGE_TEMPLATE_PATH, MappingTuner, Scope, mapping_settings
+
+    try:
+        arns = policies.StageArns.from_environment(stage, stage_variables(stage, config_path))
+        settings = mapping_settings(MERGE_TEMPLATE_PATH.read_text(),
+                                    Scope(stage, arns.partition, arns.region, arns.account))
+        updated = MappingTuner(_session().client("lambda")).apply(settings)
+    except Exception as error:  # reported, not swallowed: the operator gets one clear line and exit 1
+        _console().print(f"[bold red]event sources of {stage} not updated:[/] {type(error).__name__}: {error}")
+        return 1
+    table = Table(title=f"event source mappings of stage {stage} ← {MERGE_TEMPLATE_PATH.name}",
+                  title_justify="left")
+    table.add_column("function")
+    table.add_column("settings", overflow="fold")
+    for function, uuids in updated.items():
+        values = ", ".join(f"{k}={v}" for k, v in sorted(settings[function].items()))
+        table.add_row(f"{function} ({len(uuids)})", values)
+    _console().print(table)
+    return 0
 
 
 def _existing_variables(stage: str, config_path: Path) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""Deploy rehearsal against a moto server: `python -m ops provision --stage dev`, then `chalice deploy --stage
-dev`, exactly as an operator runs them, in a copy of the project (the real .chalice stays untouched).
+"""Deploy rehearsal against a moto server: `python -m ops provision --stage dev`, `chalice deploy --stage dev`,
+then `python -m ops provision --stage dev --event-sources`, exactly as an operator runs them, in a copy of the
+project (the real .chalice stays untouched).
 
 The emulator cannot take one step: moto 5.2.5's ImportRestApi reads `info.description` from the swagger
 document, which Chalice does not write, and answers HTTP 500 (KeyError 'description'). Chalice creates the
@@ -123,4 +124,19 @@ def test_provision_then_chalice_deploy_creates_functions_and_mappings_on_the_pro
         (mapping,) = mappings[arns.function_name(function)]
         assert mapping["EventSourceArn"] == outputs["IngestQueueArn"], function
         # Plain `chalice deploy` cannot set what infra/merge-template.yaml adds (the package path does).
-        assert "ReportBatchItemFailures" not in mapping.get("FunctionResponseTypes", [])
+        assert "ReportBatchItemFailures" not in (mapping.get("FunctionResponseTypes") or [])
+
+    # WHEN the operator gives the deployed mappings the merge template's failure settings
+    tuned = subprocess.run([sys.executable, "-m", "ops", "provision", "--stage", "dev", "--event-sources"],
+                           cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert tuned.returncode == 0, tuned.stdout + tuned.stderr
+
+    # THEN they carry the same settings as the package path's mappings
+    for mapping in lambda_client.list_event_source_mappings()["EventSourceMappings"]:
+        function = mapping["FunctionArn"].rsplit(":", 1)[1].removeprefix("stream-pipeline-dev-")
+        if function in app_shape.stream_functions:
+            assert mapping["BisectBatchOnFunctionError"] is True, function
+            assert mapping["MaximumRetryAttempts"] == 10 and mapping["MaximumRecordAgeInSeconds"] == 3600
+            assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": outputs["StreamDlqArn"]}}
+        else:
+            assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"], function
