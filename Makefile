@@ -7,7 +7,7 @@ BASE_PYTHON := $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv
 	  if $$p -c 'import sys' >/dev/null 2>&1; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test unit lint typecheck run demo clean
+.PHONY: venv test unit lint typecheck run demo clean package
 
 venv: $(STAMP)
 
@@ -28,6 +28,13 @@ run: $(STAMP)
 # The walkthrough against a running `make run` (another terminal).
 demo: $(STAMP)
 	$(PY) -m local_stack.demo --api http://127.0.0.1:$(API_PORT) --emulator http://127.0.0.1:$(EMULATOR_PORT)
+
+# `make package STAGE=prod`: the CloudFormation (SAM) template of a stage, failure settings merged, linted.
+STAGE ?= prod
+package: $(STAMP)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
+	  --merge-template infra/merge-template.yaml build/$(STAGE)
+	$(VENV)/bin/cfn-lint build/$(STAGE)/sam.yaml
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
