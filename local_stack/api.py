@@ -37,7 +37,8 @@ class ApiServer:
 
     def start(self) -> None:
         """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self._server.server.serve_forever, name="api", daemon=True)
+        self._thread = threading.Thread(target=self._server.server.serve_forever, args=(0.1,), name="api",
+                                        daemon=True)
         self._thread.start()
         logger.info("API on %s", self.url)
 

@@ -52,7 +52,7 @@ class Emulator:
         self._server = make_server(self.host, self.port, DomainDispatcherApplication(create_backend_app),
                                    threaded=True, request_handler=MotoRequestHandler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="emulator", daemon=True)
         self._thread.start()
         logger.info("emulator (moto server) on %s", self.endpoint)
 

@@ -1,0 +1,139 @@
+"""End to end: the local stack in a subprocess, driven over HTTP and boto3 only."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+
+import pytest
+
+from tests.e2e.conftest import LocalStackProcess, eventually, free_port
+
+pytestmark = pytest.mark.e2e
+
+FLOW_TIMEOUT = 15.0  # generous for flows with no stated bound (slow shared CI)
+
+
+def new_email() -> str:
+    return f"e2e-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def by_state(stack: LocalStackProcess, state: str) -> list[dict]:
+    status, body = stack.http("GET", f"/users?state={state}&limit=100")
+    assert status == 200, body
+    return body["items"]
+
+
+def test_a_posted_user_is_queryable_by_state_within_two_seconds(stack):
+    # GIVEN a new user  WHEN it is POSTed
+    email = new_email()
+    started = time.monotonic()
+    status, body = stack.http("POST", "/users", {"email": email, "state": "NY", "city": "Brooklyn",
+                                                 "zipcode": "11201"})
+    assert status == 201, body
+    # THEN replication (stream poller → replicate_users → target table) shows it by state within 2 s
+    found = eventually(lambda: [u for u in by_state(stack, "NY") if u["email"] == email], timeout=2.0)
+    elapsed = time.monotonic() - started
+    assert found == [{"state": "NY", "city": "Brooklyn", "email": email, "active": True,
+                      "city_email": f"Brooklyn#{email}"}], f"not replicated within 2 s ({elapsed:.2f} s)"
+    print(f"POST → queryable by state in {elapsed:.3f} s")
+
+
+def test_a_move_and_a_delete_are_reflected_in_the_target(stack):
+    mover, leaver = new_email(), new_email()
+    for email, city in ((mover, "Cleveland"), (leaver, "Cincinnati")):
+        assert stack.http("POST", "/users", {"email": email, "state": "OH", "city": city, "zipcode": "44113"})[0] == 201
+    # WHEN one moves to another state and the other is deleted
+    assert stack.http("PATCH", f"/users/{mover}", {"state": "CA", "city": "Los Angeles", "zipcode": "90012"})[0] == 200
+    assert stack.http("DELETE", f"/users/{leaver}")[0] == 204
+
+    # THEN the target holds the mover only under the new place, and the deleted user nowhere
+    def settled():
+        ohio = {u["email"] for u in by_state(stack, "OH")}
+        california = [u for u in by_state(stack, "CA") if u["email"] == mover]
+        return not ({mover, leaver} & ohio) and california
+
+    moved = eventually(settled, FLOW_TIMEOUT)
+    assert moved and moved[0]["city"] == "Los Angeles", stack.output()[-3000:]
+
+
+def test_a_change_becomes_an_event_in_the_example_subscriber_queue(stack):
+    email = new_email()
+    assert stack.http("POST", "/users", {"email": email, "state": "NY", "city": "Staten Island",
+                                         "zipcode": "10301"})[0] == 201
+    sqs = stack.client("sqs")
+    queue = sqs.get_queue_url(QueueName=stack.outputs()["SubscriberQueueUrl"].rsplit("/", 1)[-1])["QueueUrl"]
+
+    def our_event():
+        for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+            event = json.loads(message["Body"])
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            if event["detail"]["keys"] == {"email": email}:
+                return event
+        return None
+
+    event = eventually(our_event, FLOW_TIMEOUT)
+    assert event is not None, stack.output()[-3000:]
+    assert (event["source"], event["detail-type"]) == ("stream-pipeline.users", "INSERT")
+    assert event["detail"]["newImage"]["city"] == "Staten Island"
+    assert event["detail"]["oldImage"] is None
+
+
+def test_a_device_message_on_the_ingest_queue_is_stored(stack):
+    user_id = new_email()
+    outputs = stack.outputs()
+    sqs = stack.client("sqs")
+    queue = sqs.get_queue_url(QueueName=outputs["IngestQueueName"])["QueueUrl"]
+    message_id = sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(
+        {"user_id": user_id, "device": "iPhone", "location": "Brooklyn"}))["MessageId"]
+    dynamodb = stack.client("dynamodb")
+
+    def stored():
+        return dynamodb.query(TableName=outputs["DeviceMetadataTable"], KeyConditionExpression="user_id = :u",
+                              ExpressionAttributeValues={":u": {"S": user_id}})["Items"]
+
+    items = eventually(stored, FLOW_TIMEOUT)
+    assert len(items) == 1, stack.output()[-3000:]
+    assert items[0]["device"] == {"S": "iPhone"}
+    assert items[0]["message_id"] == {"S": message_id}
+    assert items[0]["seen_at"]["S"].endswith(f"#{message_id}")
+
+
+def test_an_order_is_processed_even_though_its_handler_failed_once_and_got_the_batch_again(stack):
+    # GIVEN the stack started with LOCAL_STACK_FAIL_ONCE=process_orders
+    status, order = stack.http("POST", "/orders", {"name": "e2e", "items": [
+        {"sku": "A", "quantity": 2, "unit_price": 1.25}, {"sku": "B", "quantity": 1, "unit_price": 0.5}]})
+    assert status == 202 and order["status"] == "PENDING", order
+
+    # WHEN the orders stream runs the job  THEN the order ends PROCESSED with its exact total
+    def processed():
+        answer = stack.http("GET", f"/orders/{order['id']}")[1]
+        return answer if answer.get("status") == "PROCESSED" else None
+
+    done = eventually(processed, FLOW_TIMEOUT)
+    assert done is not None, stack.output()[-3000:]
+    assert done["total"] == 3
+
+    # AND the log shows the first delivery raising and the very same batch delivered again
+    failed = [line for line in stack.lines if "process_orders ←" in line and "raised InjectedFault" in line]
+    assert len(failed) == 1, stack.output()
+    span = re.search(r"record\(s\) (\[\S+\])", failed[0]).group(1)
+    retried = [line for line in stack.lines
+               if "process_orders ←" in line and span in line and " ok " in line and "(retry 1" in line]
+    assert retried, stack.output()
+
+
+def test_ctrl_c_stops_everything_with_exit_code_0_and_a_second_start_on_the_same_ports_works():
+    emulator_port, api_port = free_port(), free_port()
+    for attempt in (1, 2):
+        process = LocalStackProcess(emulator_port, api_port)
+        try:
+            process.wait_ready()
+            assert process.api == f"http://127.0.0.1:{api_port}"
+            assert process.http("GET", "/users/nobody@example.com")[0] == 404
+        finally:
+            code = process.stop()
+        assert code == 0, f"start {attempt}: exit {code}\n{process.output()}"
+        assert "stopped" in process.lines[-1], process.output()
