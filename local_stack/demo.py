@@ -148,8 +148,9 @@ def show_results(api: Api, outputs: dict[str, str], emails: dict[str, str], orde
     events = collect_events(outputs["SubscriberQueueUrl"], ours, timeout)
     ok &= _found(console, events if len(events) >= EXPECTED_EVENTS else None,
                  f"{len(events)} of {EXPECTED_EVENTS} fan-out events reached the subscriber")
-    table = Table(title=f"Fan-out events received by the example subscriber ({outputs['SubscriberQueueUrl']})")
-    for column in ("detail-type", "user", "where", "changed attributes", "sequence"):
+    subscriber = outputs["SubscriberQueueUrl"].rsplit("/", 1)[-1]
+    table = Table(title=f"Fan-out events the example subscriber received (queue {subscriber}), in stream order")
+    for column in ("detail-type", "user", "where", "changed attributes"):
         table.add_column(column)
     for event in events:
         detail = event["detail"]
@@ -158,7 +159,7 @@ def show_results(api: Api, outputs: dict[str, str], emails: dict[str, str], orde
         if detail.get("eventName") == "MODIFY" and detail.get("oldImage"):
             where = f"{detail['oldImage'].get('city')} → {image.get('city')}, {image.get('state')}"
         table.add_row(event["detail-type"], detail["keys"].get("email", ""), where,
-                      ", ".join(detail.get("changedAttributes", [])), detail.get("sequenceNumber", ""))
+                      ", ".join(detail.get("changedAttributes", [])))
     console.print(table)
 
     dynamodb = boto3.client("dynamodb")

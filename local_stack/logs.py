@@ -15,7 +15,7 @@ def configure(level: int = logging.INFO) -> None:
     if sys.stderr.isatty():
         from rich.logging import RichHandler
 
-        handler = RichHandler(show_path=False, markup=False, rich_tracebacks=True, log_time_format="%H:%M:%S.%f")
+        handler = RichHandler(show_path=False, markup=False, rich_tracebacks=True, log_time_format="%H:%M:%S")
         handler.setFormatter(logging.Formatter("%(name)s  %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
