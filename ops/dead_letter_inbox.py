@@ -1,0 +1,156 @@
+"""Reading a dead-letter queue from the operator's side: receive, classify, delete or release.
+
+Receiving hides a message for the visibility timeout, so one pass sees each message once; `release`
+makes messages visible again at once (ChangeMessageVisibility 0) when they are only being looked at.
+Receiving raises a message's ApproximateReceiveCount — harmless on a dead-letter queue, which has no
+redrive policy of its own. `calls` counts SQS requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.dead_letters import DeadLetter
+
+SQS_BATCH_LIMIT = 10
+RAW_INGEST_REASON = "moved by the ingest queue's redrive policy (maxReceiveCount)"
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    """One received message: a dead letter, or (ingest DLQ) a raw message the queue itself moved."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    attributes: dict[str, str]
+    letter: DeadLetter | None
+    problem: str = ""  # why `letter` is None
+
+    @property
+    def consumer(self) -> str:
+        return self.letter.consumer if self.letter else "unknown"
+
+    @property
+    def reason(self) -> str:
+        return self.letter.reason if self.letter else self.problem
+
+
+def classify(message: dict[str, Any], raw_is_ingest: bool) -> InboxMessage:
+    """Read an SQS message as a dead letter; on the ingest DLQ a non-envelope body is an ingest message."""
+    body = str(message.get("Body", ""))
+    attributes = dict(message.get("Attributes") or {})
+    message_id, handle = str(message.get("MessageId", "")), str(message.get("ReceiptHandle", ""))
+    try:
+        return InboxMessage(message_id, handle, body, attributes, DeadLetter.from_json(body))
+    except (ValueError, TypeError) as error:
+        if raw_is_ingest:
+            record = sqs_record(message)
+            letter = DeadLetter("ingest", RAW_INGEST_REASON, "", _receive_count(attributes), record)
+            return InboxMessage(message_id, handle, body, attributes, letter)
+        return InboxMessage(message_id, handle, body, attributes, None, f"not a dead letter: {error}")
+
+
+def sqs_record(message: dict[str, Any], queue_arn: str = "") -> dict[str, Any]:
+    """The Lambda SQS record of a raw message (no receipt handle: a replay must never delete by it)."""
+    attributes = dict(message.get("Attributes") or {})
+    return {
+        "messageId": str(message.get("MessageId", "")),
+        "body": str(message.get("Body", "")),
+        "attributes": attributes,
+        "messageAttributes": dict(message.get("MessageAttributes") or {}),
+        "md5OfBody": str(message.get("MD5OfBody", "")),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+    }
+
+
+def _receive_count(attributes: dict[str, str]) -> int:
+    text = attributes.get("ApproximateReceiveCount", "0")
+    return int(text) if text.isdigit() else 0
+
+
+class DeadLetterInbox:
+    """One dead-letter queue, read in passes."""
+
+    def __init__(self, sqs: Any, queue_url: str, raw_is_ingest: bool = False):
+        self._sqs = sqs
+        self.queue_url = queue_url
+        self._raw_is_ingest = raw_is_ingest
+        self.calls = 0
+
+    @property
+    def name(self) -> str:
+        return self.queue_url.rstrip("/").rsplit("/", 1)[-1]
+
+    def depth(self) -> dict[str, int]:
+        """ApproximateNumberOfMessages / NotVisible / Delayed."""
+        return queue_depth(self._sqs, self.queue_url, self)
+
+    def receive(self, visibility_timeout: int, limit: int | None = None,
+                wait_seconds: int = 1) -> Iterator[InboxMessage]:
+        """Every message visible now (up to `limit`), each hidden for `visibility_timeout` seconds once received.
+
+        SQS samples servers on each receive, so an empty answer is retried once before concluding
+        the queue is drained.
+        """
+        yielded, empty_answers = 0, 0
+        while limit is None or yielded < limit:
+            count = SQS_BATCH_LIMIT if limit is None else min(SQS_BATCH_LIMIT, limit - yielded)
+            self.calls += 1
+            answer = self._sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=count, VisibilityTimeout=visibility_timeout,
+                WaitTimeSeconds=wait_seconds, AttributeNames=["All"], MessageAttributeNames=["All"],
+            )
+            messages = answer.get("Messages", [])
+            if not messages:
+                empty_answers += 1
+                if empty_answers >= 2:
+                    return
+                continue
+            empty_answers = 0
+            for message in messages:
+                yielded += 1
+                yield classify(message, self._raw_is_ingest)
+
+    def delete(self, message: InboxMessage) -> None:
+        """Remove a message that was applied."""
+        self.calls += 1
+        self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle)
+
+    def release(self, messages: Sequence[InboxMessage]) -> None:
+        """Make messages visible again now (they were only looked at, or are left for later)."""
+        for start in range(0, len(messages), SQS_BATCH_LIMIT):
+            chunk = messages[start:start + SQS_BATCH_LIMIT]
+            self.calls += 1
+            self._sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                for i, m in enumerate(chunk)
+            ])
+
+
+def queue_depth(sqs: Any, queue_url: str, counter: Any = None) -> dict[str, int]:
+    """A queue's approximate visible, in-flight and delayed message counts."""
+    if counter is not None:
+        counter.calls += 1
+    answer = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed",
+    ])["Attributes"]
+    return {
+        "visible": int(answer.get("ApproximateNumberOfMessages", 0)),
+        "in_flight": int(answer.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        "delayed": int(answer.get("ApproximateNumberOfMessagesDelayed", 0)),
+    }
+
+
+def body_preview(body: str, width: int = 80) -> str:
+    """A one-line preview of a message body."""
+    try:
+        text = json.dumps(json.loads(body), separators=(",", ":"))
+    except ValueError:
+        text = body
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"

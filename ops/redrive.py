@@ -1,0 +1,263 @@
+"""`python -m ops redrive --stage S [--dry-run]`: send dead letters back through the consumer that failed them.
+
+STREAM_DLQ_URL holds letters of `replication`, `fanout` and `orders`; INGEST_DLQ_URL holds `ingest` letters
+and raw messages the ingest queue's own redrive policy moved there (replayed as ingest messages).
+
+- replication → the replay path (`chalicelib.replication.replay`): the current source item is the truth,
+  and a target item written by a newer stream record is never overwritten;
+- fanout / orders → the consumer itself, with its dead letters captured instead of sent: a record that
+  fails again stays in the queue (its new reason is reported) rather than being duplicated;
+- ingest → the ingest consumer, one message at a time and without a receipt handle, so it can never
+  delete anything from the ingest queue; a message that fails validation again stays, and is reported.
+
+A letter is deleted only once it was applied. Letters left in the queue are made visible again at the
+end of the run. `--dry-run` reads everything, says what would happen, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from rich.table import Table
+
+from chalicelib import clients, components
+from chalicelib.config import Settings
+from chalicelib.dead_letters import CONSUMERS, DeadLetter, DeadLetterQueue
+from chalicelib.replication.replay import (
+    ConditionalTargetWriter,
+    ReplayError,
+    ReplicationReplayer,
+    plan_replay,
+)
+from chalicelib.stream.record import MalformedRecord, StreamRecord
+from ops.dead_letter_inbox import DeadLetterInbox, InboxMessage, body_preview
+from ops.stage_options import add_config_option, console, settings_of
+
+HELP = "Replay dead letters through the consumer that failed them; each is deleted only once applied."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument("--queue", choices=("stream", "ingest", "all"), default="all",
+                        help="which dead-letter queue (default all)")
+    parser.add_argument("--consumer", choices=CONSUMERS, action="append",
+                        help="only letters of this consumer (repeatable; default all)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many letters per queue")
+    parser.add_argument("--dry-run", action="store_true", help="show what would happen; apply and delete nothing")
+    parser.add_argument("--visibility", type=int, default=300,
+                        help="seconds a letter stays hidden from other readers while this run holds it (default 300)")
+    parser.add_argument("--wait-seconds", type=int, default=1, help="receive long-poll seconds (default 1)")
+
+
+class Verdict(StrEnum):
+    """What happened to one letter."""
+
+    APPLIED = "applied"
+    WOULD_APPLY = "would apply"
+    FAILED_AGAIN = "failed again"
+    INVALID = "invalid"          # failed validation again (ingest): it will never apply as it is
+    UNREADABLE = "unreadable"    # not a dead letter we can replay
+    FILTERED = "not selected"
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The verdict on one letter and why."""
+
+    verdict: Verdict
+    detail: str = ""
+
+
+class CapturedDeadLetters(DeadLetterQueue):
+    """A dead-letter sink that keeps letters in memory: a replay that fails again must not re-enqueue."""
+
+    def __init__(self) -> None:
+        super().__init__(sqs=None, queue_url="(captured)")
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        self.sent.extend(letters)
+
+
+Replayer = Callable[[DeadLetter], Replayed]
+
+
+def _failed(error: BaseException) -> Replayed:
+    return Replayed(Verdict.FAILED_AGAIN, f"{type(error).__name__}: {error}")
+
+
+class ConsumerReplays:
+    """Replays one letter through the consumer that failed it (or, dry, describes what would happen)."""
+
+    def __init__(self, settings: Settings, dynamodb: Any):
+        self._writer = ConditionalTargetWriter(dynamodb, settings.users_table, settings.users_by_location_table)
+        self._replication = ReplicationReplayer(self._writer)
+
+    @property
+    def calls(self) -> int:
+        """DynamoDB requests of the replication replays."""
+        return self._writer.calls
+
+    def replay(self, letter: DeadLetter) -> Replayed:
+        replayers: dict[str, Replayer] = {
+            "replication": self._replicate,
+            "fanout": self._fanout,
+            "orders": self._orders,
+            "ingest": self._ingest,
+        }
+        try:
+            return replayers[letter.consumer](letter)
+        except (ClientError, BotoCoreError, RuntimeError, ValueError, KeyError, TypeError) as error:
+            return _failed(error)
+
+    def describe(self, letter: DeadLetter) -> Replayed:
+        """What replaying would do, without doing it."""
+        if letter.consumer == "replication":
+            try:
+                record = StreamRecord(letter.record)
+                email = record.keys.get("email")
+                current = self._writer.read_source(email) if isinstance(email, str) else None
+                writes = plan_replay(record, current)
+            except (MalformedRecord, ReplayError, ValueError) as error:
+                return Replayed(Verdict.FAILED_AGAIN, str(error))
+            steps = [f"{'delete' if w.is_delete else 'put'} {w.key.state}/{w.key.city_email}" for w in writes]
+            return Replayed(Verdict.WOULD_APPLY, "; ".join(steps) + " (unless newer)" if steps else "nothing to write")
+        if letter.consumer == "ingest":
+            from chalicelib.ingest.messages import Rejection, parse_message
+
+            parsed = parse_message(letter.record)
+            if isinstance(parsed, Rejection):
+                return Replayed(Verdict.INVALID, parsed.reason)
+            return Replayed(Verdict.WOULD_APPLY, f"store sighting of user {parsed.user_id}")
+        if letter.consumer == "orders":
+            return Replayed(Verdict.WOULD_APPLY, "process the order if it is still PENDING")
+        return Replayed(Verdict.WOULD_APPLY, "publish the change event again")
+
+    def _replicate(self, letter: DeadLetter) -> Replayed:
+        try:
+            report = self._replication.replay(letter.record)
+        except ReplayError as error:
+            return Replayed(Verdict.FAILED_AGAIN, str(error))
+        detail = f"{report.applied} write(s) applied"
+        if report.superseded:
+            detail += f", {report.superseded} left to newer data"
+        return Replayed(Verdict.APPLIED, detail)
+
+    @staticmethod
+    def _through(consumer: Callable[[], Any], captured: CapturedDeadLetters) -> Replayed:
+        consumer()
+        if captured.sent:
+            return Replayed(Verdict.FAILED_AGAIN, captured.sent[0].reason)
+        return Replayed(Verdict.APPLIED)
+
+    def _fanout(self, letter: DeadLetter) -> Replayed:
+        captured = CapturedDeadLetters()
+        return self._through(lambda: components.fanout_consumer(captured).handle([letter.record]), captured)
+
+    def _orders(self, letter: DeadLetter) -> Replayed:
+        captured = CapturedDeadLetters()
+        return self._through(lambda: components.order_processor(captured).handle([letter.record]), captured)
+
+    def _ingest(self, letter: DeadLetter) -> Replayed:
+        from chalicelib.ingest.consumer import IngestRetryLater
+
+        captured = CapturedDeadLetters()
+        record = copy.deepcopy(letter.record)
+        if isinstance(record, dict):
+            record.pop("receiptHandle", None)  # from another queue, long expired: never delete by it
+        try:
+            components.ingest_consumer(captured).handle({"Records": [record]})
+        except IngestRetryLater as error:
+            return Replayed(Verdict.FAILED_AGAIN, str(error))
+        if captured.sent:
+            return Replayed(Verdict.INVALID, captured.sent[0].reason)
+        return Replayed(Verdict.APPLIED)
+
+
+@dataclass
+class RedriveReport:
+    """Verdicts by (queue, consumer, verdict, detail) and the letters shown."""
+
+    verdicts: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    deleted: int = 0
+    delete_errors: list[str] = field(default_factory=list)
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(n for (_, _, v, _), n in self.verdicts.items() if v == verdict.value)
+
+
+def redrive_queue(inbox: DeadLetterInbox, replays: ConsumerReplays, report: RedriveReport, *, dry_run: bool,
+                  consumers: Sequence[str] | None, limit: int | None, visibility: int, wait_seconds: int) -> None:
+    """Replay every letter of one queue; delete the applied ones, release the rest at the end."""
+    held: list[InboxMessage] = []
+    seen: set[str] = set()
+    for message in inbox.receive(visibility, limit, wait_seconds):
+        if message.message_id in seen:  # visible again after a long run: already handled
+            held.append(message)
+            continue
+        seen.add(message.message_id)
+        letter = message.letter
+        if letter is None:
+            outcome = Replayed(Verdict.UNREADABLE, message.problem or body_preview(message.body))
+        elif consumers and letter.consumer not in consumers:
+            outcome = Replayed(Verdict.FILTERED)
+        elif dry_run:
+            outcome = replays.describe(letter)
+        else:
+            outcome = replays.replay(letter)
+        report.verdicts[(inbox.name, message.consumer, outcome.verdict.value, _group(outcome))] += 1
+        if outcome.verdict is Verdict.APPLIED:
+            try:
+                inbox.delete(message)
+                report.deleted += 1
+            except (ClientError, BotoCoreError) as error:  # applied twice later is harmless; say so
+                report.delete_errors.append(f"{message.message_id}: {error}")
+        else:
+            held.append(message)
+    inbox.release(held)
+
+
+def _group(outcome: Replayed) -> str:
+    # Applied letters group by verdict alone; failures keep their reason (that is what the operator acts on).
+    return "" if outcome.verdict in (Verdict.APPLIED, Verdict.FILTERED) else outcome.detail
+
+
+def run(args: argparse.Namespace) -> int:
+    out = console()
+    settings = settings_of(args)
+    sqs = clients.client("sqs")
+    replays = ConsumerReplays(settings, clients.client("dynamodb"))
+    inboxes = []
+    if args.queue in ("stream", "all"):
+        inboxes.append(DeadLetterInbox(sqs, settings.stream_dlq_url))
+    if args.queue in ("ingest", "all"):
+        inboxes.append(DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True))
+    report = RedriveReport()
+    for inbox in inboxes:
+        redrive_queue(inbox, replays, report, dry_run=args.dry_run, consumers=args.consumer, limit=args.limit,
+                      visibility=args.visibility, wait_seconds=args.wait_seconds)
+
+    table = Table(title="redrive (dry run: nothing applied or deleted)" if args.dry_run else "redrive")
+    for column in ("queue", "consumer", "outcome", "count", "detail"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for (queue, consumer, verdict, detail), count in sorted(report.verdicts.items()):
+        table.add_row(queue, consumer, verdict, f"{count:,}", detail or "-")
+    if report.verdicts:
+        out.print(table)
+    else:
+        out.print("no dead letters")
+    out.print(f"deleted {report.deleted:,} applied letter(s); SQS requests: "
+              f"{sum(inbox.calls for inbox in inboxes):,}; DynamoDB requests (replication): {replays.calls:,}")
+    for problem in report.delete_errors:
+        out.print(f"[yellow]applied but not deleted (a later redrive re-applies it harmlessly): {problem}[/yellow]")
+    left = report.count(Verdict.FAILED_AGAIN) + report.count(Verdict.INVALID) + report.count(Verdict.UNREADABLE)
+    if left:
+        out.print(f"[yellow]{left:,} letter(s) left in the queue[/yellow]")
+        return 1
+    return 0

@@ -1,0 +1,29 @@
+"""What every operator verb shares: the stage's settings, its state directory, and the console."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from chalicelib.config import Settings
+from ops.stage import CONFIG_PATH, PROJECT_DIR, stage_settings
+
+STATE_DIR = PROJECT_DIR / ".ops-state"
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """`--config PATH`: the Chalice config to read the stage from (default .chalice/config.json)."""
+    parser.add_argument("--config", type=Path, default=CONFIG_PATH,
+                        help="Chalice config holding the stage's variables (default: .chalice/config.json)")
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The stage's settings: config.json's stage variables, overridden by the process environment."""
+    return stage_settings(args.stage, getattr(args, "config", CONFIG_PATH))
+
+
+def console() -> Console:
+    """Where verbs print (rich degrades to plain text when stdout is not a terminal)."""
+    return Console(highlight=False, soft_wrap=True)

@@ -1,0 +1,127 @@
+"""`python -m ops status --stage S`: item counts, queue depths, and (with --peek) dead letters by consumer and reason.
+
+Item counts come from Scan with Select=COUNT: exact, at the cost of reading each table once.
+`--approximate` uses DescribeTable's ItemCount instead — free, but AWS refreshes it only about every
+six hours, so it can lag far behind a table that is being written.
+
+Dead letters are only counted by consumer and reason with `--peek`: that receives every message of the
+dead-letter queues (hidden for --visibility seconds) and makes it visible again at once. Peeking raises
+each message's receive count and briefly hides it from a redrive running at the same time, so it is opt-in.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+
+from chalicelib import clients
+from chalicelib.clock import iso_utc
+from chalicelib.config import Settings
+from ops.dead_letter_inbox import RAW_INGEST_REASON, DeadLetterInbox, InboxMessage, queue_depth
+from ops.stage_options import add_config_option, console, settings_of
+from ops.table_scan import TableScanner
+
+HELP = "Show item counts, queue depths and (--peek) dead letters by consumer and reason."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument("--approximate", action="store_true",
+                        help="DescribeTable ItemCount (free, refreshed ~6 h) instead of an exact Scan COUNT")
+    parser.add_argument("--peek", action="store_true",
+                        help="receive the dead letters (then release them) to count them by consumer and reason")
+    parser.add_argument("--visibility", type=int, default=30,
+                        help="seconds a peeked message stays hidden if the release fails (default 30)")
+    parser.add_argument("--wait-seconds", type=int, default=1, help="receive long-poll seconds (default 1)")
+
+
+@dataclass
+class DeadLetterSummary:
+    """Dead letters of one queue grouped by (consumer, reason), with the oldest failure of each group."""
+
+    queue: str
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    oldest: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def summarize(queue: str, messages: Sequence[InboxMessage]) -> DeadLetterSummary:
+    """Group peeked messages by consumer and reason (pure)."""
+    summary = DeadLetterSummary(queue)
+    for message in messages:
+        group = (message.consumer, message.reason or "-")
+        summary.counts[group] += 1
+        if message.letter is not None and message.reason != RAW_INGEST_REASON:  # raw messages carry no failure time
+            failed_at = iso_utc(message.letter.failed_at)
+            if group not in summary.oldest or failed_at < summary.oldest[group]:
+                summary.oldest[group] = failed_at
+    return summary
+
+
+def peek(inbox: DeadLetterInbox, visibility: int, wait_seconds: int) -> DeadLetterSummary:
+    """Receive every dead letter, count it, and make it visible again."""
+    messages = list(inbox.receive(visibility, wait_seconds=wait_seconds))
+    try:
+        return summarize(inbox.name, messages)
+    finally:
+        inbox.release(messages)
+
+
+def table_counts(settings: Settings, dynamodb: Any, approximate: bool) -> list[tuple[str, str, int]]:
+    """(role, table, item count) for each table of the stage."""
+    tables = [("users (source)", settings.users_table),
+              ("users by location (target)", settings.users_by_location_table),
+              ("device metadata", settings.device_metadata_table),
+              ("orders", settings.orders_table)]
+    rows = []
+    for role, name in tables:
+        scanner = TableScanner(dynamodb, name)
+        rows.append((role, name, scanner.approximate_count() if approximate else scanner.count()))
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    out = console()
+    settings = settings_of(args)
+    dynamodb, sqs = clients.client("dynamodb"), clients.client("sqs")
+
+    items = Table(title=f"tables ({'DescribeTable ItemCount, approximate' if args.approximate else 'Scan COUNT'})")
+    for column, justify in (("role", "left"), ("table", "left"), ("items", "right")):
+        items.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for role, name, count in table_counts(settings, dynamodb, args.approximate):
+        items.add_row(role, name, f"{count:,}")
+    out.print(items)
+
+    ingest_url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
+    queues = Table(title="queues (approximate)")
+    for column in ("queue", "visible", "in flight", "delayed"):
+        queues.add_column(column, justify="left" if column == "queue" else "right")
+    for label, url in (("ingest", ingest_url), ("ingest DLQ", settings.ingest_dlq_url),
+                       ("stream DLQ", settings.stream_dlq_url)):
+        depth = queue_depth(sqs, url)
+        queues.add_row(f"{label}: {url.rsplit('/', 1)[-1]}", f"{depth['visible']:,}", f"{depth['in_flight']:,}",
+                       f"{depth['delayed']:,}")
+    out.print(queues)
+
+    if not args.peek:
+        out.print("dead letters by consumer and reason: run with --peek")
+        return 0
+    letters = Table(title="dead letters (peeked)")
+    for column in ("queue", "consumer", "reason", "count", "oldest failure"):
+        letters.add_column(column, justify="right" if column == "count" else "left")
+    total = 0
+    for inbox in (DeadLetterInbox(sqs, settings.stream_dlq_url),
+                  DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True)):
+        summary = peek(inbox, args.visibility, args.wait_seconds)
+        for (consumer, reason), count in sorted(summary.counts.items()):
+            total += count
+            letters.add_row(summary.queue, consumer, reason, f"{count:,}", summary.oldest.get((consumer, reason), "-"))
+    if total:
+        out.print(letters)
+    else:
+        out.print("no dead letters")
+    return 0
