@@ -49,8 +49,11 @@ class Emulator:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         # Bound here, not in the thread, so a busy port is an error now instead of a hang.
-        self._server = make_server(self.host, self.port, DomainDispatcherApplication(create_backend_app),
-                                   threaded=True, request_handler=MotoRequestHandler)
+        try:
+            self._server = make_server(self.host, self.port, DomainDispatcherApplication(create_backend_app),
+                                       threaded=True, request_handler=MotoRequestHandler)
+        except SystemExit as exit_:  # werkzeug reports a busy port by printing and exiting
+            raise OSError(f"emulator port {self.host}:{self.port} is in use") from exit_
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="emulator", daemon=True)
         self._thread.start()

@@ -78,6 +78,10 @@ class LocalStackProcess:
         self.returncode = self._process.returncode
         return self._process.returncode
 
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
     def output(self) -> str:
         return "\n".join(self.lines)
 

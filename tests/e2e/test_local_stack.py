@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 
-from tests.e2e.conftest import LocalStackProcess, eventually, free_port
+from tests.e2e.conftest import ROOT, LocalStackProcess, eventually, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -137,3 +141,31 @@ def test_ctrl_c_stops_everything_with_exit_code_0_and_a_second_start_on_the_same
             code = process.stop()
         assert code == 0, f"start {attempt}: exit {code}\n{process.output()}"
         assert "stopped" in process.lines[-1], process.output()
+
+
+def test_the_demo_walks_through_every_flow_against_the_running_stack(stack):
+    # `make demo` is this command with the default ports
+    result = subprocess.run([sys.executable, "-m", "local_stack.demo", "--api", stack.api, "--emulator",
+                             stack.emulator], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+                                 "COLUMNS": "200"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    for expected in ("Columbus", "Staten Island", "MODIFY", "REMOVE", "iPhone 15", "PROCESSED", "7.25"):
+        assert expected in result.stdout, result.stdout
+    assert "✗" not in result.stdout
+
+
+def test_a_busy_port_is_a_clear_error_not_a_hang():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = LocalStackProcess(emulator_port=port)
+        try:
+            deadline = time.monotonic() + 60
+            while process.running and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            code = process.stop()
+    assert code == 1, process.output()
+    assert f"cannot start: emulator port 127.0.0.1:{port} is in use" in process.output()
