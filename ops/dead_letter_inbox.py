@@ -76,10 +76,11 @@ def _receive_count(attributes: dict[str, str]) -> int:
 class DeadLetterInbox:
     """One dead-letter queue, read in passes."""
 
-    def __init__(self, sqs: Any, queue_url: str, raw_is_ingest: bool = False):
+    def __init__(self, sqs: Any, queue_url: str, raw_is_ingest: bool = False, label: str = ""):
         self._sqs = sqs
         self.queue_url = queue_url
         self._raw_is_ingest = raw_is_ingest
+        self.label = label or self.name
         self.calls = 0
 
     @property

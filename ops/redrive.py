@@ -211,7 +211,7 @@ def redrive_queue(inbox: DeadLetterInbox, replays: ConsumerReplays, report: Redr
             outcome = replays.describe(letter)
         else:
             outcome = replays.replay(letter)
-        report.verdicts[(inbox.name, message.consumer, outcome.verdict.value, _group(outcome))] += 1
+        report.verdicts[(inbox.label, message.consumer, outcome.verdict.value, _group(outcome))] += 1
         if outcome.verdict is Verdict.APPLIED:
             try:
                 inbox.delete(message)
@@ -235,9 +235,9 @@ def run(args: argparse.Namespace) -> int:
     replays = ConsumerReplays(settings, clients.client("dynamodb"))
     inboxes = []
     if args.queue in ("stream", "all"):
-        inboxes.append(DeadLetterInbox(sqs, settings.stream_dlq_url))
+        inboxes.append(DeadLetterInbox(sqs, settings.stream_dlq_url, label="stream DLQ"))
     if args.queue in ("ingest", "all"):
-        inboxes.append(DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True))
+        inboxes.append(DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True, label="ingest DLQ"))
     report = RedriveReport()
     for inbox in inboxes:
         redrive_queue(inbox, replays, report, dry_run=args.dry_run, consumers=args.consumer, limit=args.limit,

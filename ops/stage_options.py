@@ -25,5 +25,6 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 
 def console() -> Console:
-    """Where verbs print (rich degrades to plain text when stdout is not a terminal)."""
-    return Console(highlight=False, soft_wrap=True)
+    """Where verbs print; when stdout is not a terminal (logs, CI) tables get a wide fixed width."""
+    out = Console(highlight=False)
+    return out if out.is_terminal else Console(highlight=False, width=160)

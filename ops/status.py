@@ -66,7 +66,7 @@ def peek(inbox: DeadLetterInbox, visibility: int, wait_seconds: int) -> DeadLett
     """Receive every dead letter, count it, and make it visible again."""
     messages = list(inbox.receive(visibility, wait_seconds=wait_seconds))
     try:
-        return summarize(inbox.name, messages)
+        return summarize(inbox.label, messages)
     finally:
         inbox.release(messages)
 
@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
     for column in ("queue", "consumer", "reason", "count", "oldest failure"):
         letters.add_column(column, justify="right" if column == "count" else "left")
     total = 0
-    for inbox in (DeadLetterInbox(sqs, settings.stream_dlq_url),
-                  DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True)):
+    for inbox in (DeadLetterInbox(sqs, settings.stream_dlq_url, label="stream DLQ"),
+                  DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True, label="ingest DLQ")):
         summary = peek(inbox, args.visibility, args.wait_seconds)
         for (consumer, reason), count in sorted(summary.counts.items()):
             total += count

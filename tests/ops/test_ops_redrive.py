@@ -1,0 +1,190 @@
+"""redrive: dead letters go back through the consumer that failed them; deleted only once applied."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib import clients, components
+from chalicelib.dead_letters import DeadLetter, DeadLetterQueue
+from chalicelib.replication.projection import SEQUENCE_ATTRIBUTE, TargetKey, project_user, stored_sequence
+from chalicelib.stream.images import plain_item, typed_item
+from tests.ops.ops_support import RunOps, public_target, put_items, target_by_key, user
+from tests.support.events import insert, modify, remove, sqs_message
+from tests.support.faults import FaultyClient, client_error
+from tests.support.resources import StageResources
+
+ORDERS_TABLE = "stream-pipeline-test-orders"
+
+
+def send_letters(url: str, *letters: DeadLetter) -> None:
+    DeadLetterQueue(boto3.client("sqs"), url).send(list(letters))
+
+
+def depth(url: str) -> int:
+    """Messages in a queue, visible or not."""
+    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def letter_bodies(url: str) -> list[str]:
+    """Every message body visible in a queue (received with visibility 0, so they stay visible)."""
+    sqs = boto3.client("sqs")
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+    return [m["Body"] for m in messages]
+
+
+def pending_order(order_id: str) -> dict[str, Any]:
+    return {"id": order_id, "name": "desk", "status": "PENDING", "created_at": "2026-11-22T10:00:00.000Z",
+            "items": [{"sku": "A-1", "quantity": Decimal("2"), "unit_price": Decimal("9.99")}]}
+
+
+def order(aws: StageResources, order_id: str) -> dict[str, Any]:
+    answer = boto3.client("dynamodb").get_item(TableName=aws["OrdersTable"], Key=typed_item({"id": order_id}))
+    return plain_item(answer["Item"])
+
+
+def device_items(aws: StageResources) -> list[dict[str, Any]]:
+    answer = boto3.client("dynamodb").scan(TableName=aws["DeviceMetadataTable"])
+    return [plain_item(item) for item in answer["Items"]]
+
+
+def sighting(user_id: str) -> dict[str, str]:
+    return {"user_id": user_id, "device": "phone", "location": "Springfield"}
+
+
+@pytest.fixture
+def letters_of_every_consumer(aws: StageResources) -> dict[str, Any]:
+    """One dead letter per consumer, plus a raw message the ingest queue's redrive policy moved."""
+    alice = user(1)
+    put_items(aws["UsersTable"], [alice])
+    put_items(aws["OrdersTable"], [pending_order("o-1")])
+    send_letters(aws["StreamDlqUrl"],
+                 DeadLetter("replication", "target write failed after retries", "ThrottlingException: slow down",
+                            8, insert(alice)),
+                 DeadLetter("fanout", "PutEvents failed after 3 attempt(s)", "ThrottlingException", 3,
+                            insert(alice)),
+                 DeadLetter("orders", "order o-1 could not be updated after retries", "ThrottlingException", 4,
+                            insert(pending_order("o-1"), key_names=("id",), table=ORDERS_TABLE)))
+    send_letters(aws["IngestDlqUrl"],
+                 DeadLetter("ingest", "field device is missing", "device: absent", 1,
+                            sqs_message(sighting("u-enveloped"))))
+    boto3.client("sqs").send_message(QueueUrl=aws["IngestDlqUrl"], MessageBody=json.dumps(sighting("u-raw")))
+    return {"alice": alice}
+
+
+def test_redrive_applies_letters_of_every_consumer_and_empties_both_queues(
+        aws: StageResources, letters_of_every_consumer: dict[str, Any], run_ops: RunOps,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    alice = letters_of_every_consumer["alice"]
+
+    # WHEN the operator redrives
+    assert run_ops("redrive") == 0
+
+    # THEN replication wrote alice's projection, fan-out published her event, the order was processed,
+    # both ingest messages were stored, and both dead-letter queues are empty
+    target = target_by_key(aws["UsersByLocationTable"])
+    key = TargetKey(alice["state"], f"{alice['city']}#{alice['email']}")
+    assert {k: v for k, v in target[key].items() if k != SEQUENCE_ATTRIBUTE} == project_user(alice)
+    events = boto3.client("sqs").receive_message(QueueUrl=aws["SubscriberQueueUrl"], MaxNumberOfMessages=10)
+    details = [json.loads(m["Body"])["detail"] for m in events.get("Messages", [])]
+    assert [(d["eventName"], d["keys"]) for d in details] == [("INSERT", {"email": alice["email"]})]
+    processed = order(aws, "o-1")
+    assert processed["status"] == "PROCESSED" and processed["total"] == Decimal("19.98")
+    assert sorted(item["user_id"] for item in device_items(aws)) == ["u-enveloped", "u-raw"]
+    assert depth(aws["StreamDlqUrl"]) == 0 and depth(aws["IngestDlqUrl"]) == 0
+    assert "deleted 5 applied letter(s)" in capsys.readouterr().out
+
+
+def test_dry_run_applies_and_deletes_nothing(aws: StageResources, letters_of_every_consumer: dict[str, Any],
+                                             run_ops: RunOps, capsys: pytest.CaptureFixture[str]) -> None:
+    # WHEN redriving with --dry-run
+    assert run_ops("redrive", "--dry-run") == 0
+
+    # THEN it says what would happen, and every letter is still there, visible again
+    out = capsys.readouterr().out
+    assert "would apply" in out and "put " in out and "process the order" in out
+    assert public_target(aws["UsersByLocationTable"]) == {}
+    assert order(aws, "o-1")["status"] == "PENDING"
+    assert device_items(aws) == []
+    assert len(letter_bodies(aws["StreamDlqUrl"])) == 3
+    assert len(letter_bodies(aws["IngestDlqUrl"])) == 2
+
+
+@pytest.mark.parametrize("newer_change", ["modify", "move", "delete"])
+def test_a_stale_replication_letter_replayed_after_a_newer_change_leaves_the_newer_state(
+        aws: StageResources, run_ops: RunOps, newer_change: str) -> None:
+    # GIVEN alice's INSERT failed and was dead-lettered, then a newer change was replicated by the stream
+    alice = user(1)
+    old_record = insert(alice)
+    send_letters(aws["StreamDlqUrl"], DeadLetter("replication", "target write failed after retries", "e", 8,
+                                                 old_record))
+    now: dict[str, Any] | None = {
+        "modify": user(1, active=False),
+        "move": user(1, city="Shelbyville"),
+        "delete": None,
+    }[newer_change]
+    newer_record = remove(alice) if now is None else modify(alice, now)
+    put_items(aws["UsersTable"], [now] if now is not None else [])
+    components.replication_consumer().handle([newer_record])
+    before = target_by_key(aws["UsersByLocationTable"])
+
+    # WHEN the stale letter is redriven
+    assert run_ops("redrive") == 0
+
+    # THEN the target still holds exactly the newer state (nothing resurrected), and the letter is gone
+    assert target_by_key(aws["UsersByLocationTable"]) == before
+    expected = {} if now is None else {TargetKey(now["state"], f"{now['city']}#{now['email']}"): project_user(now)}
+    assert public_target(aws["UsersByLocationTable"]) == expected
+    if now is not None:
+        stored = next(iter(before.values()))
+        assert stored[SEQUENCE_ATTRIBUTE] == stored_sequence(newer_record["dynamodb"]["SequenceNumber"])
+    assert depth(aws["StreamDlqUrl"]) == 0
+
+
+def test_a_replication_letter_overwrites_an_older_target_item(aws: StageResources, run_ops: RunOps) -> None:
+    # GIVEN the target holds alice as an older record wrote her, and the MODIFY after it was dead-lettered
+    alice, changed = user(1), user(1, active=False)
+    first, second = insert(alice), modify(alice, user(1, active=False))
+    components.replication_consumer().handle([first])
+    put_items(aws["UsersTable"], [changed])
+    send_letters(aws["StreamDlqUrl"], DeadLetter("replication", "target write failed after retries", "e", 8, second))
+
+    # WHEN redriven THEN the target holds the change, stamped with the replayed record's position
+    assert run_ops("redrive") == 0
+    (item,) = target_by_key(aws["UsersByLocationTable"]).values()
+    assert item["active"] is False
+    assert item[SEQUENCE_ATTRIBUTE] == stored_sequence(second["dynamodb"]["SequenceNumber"])
+
+
+def test_letters_that_fail_again_stay_with_their_reason(aws: StageResources, run_ops: RunOps,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a fan-out letter while EventBridge still refuses, an ingest letter that is still invalid,
+    # and a message on the stream DLQ that is no dead letter at all
+    alice = user(1)
+    send_letters(aws["StreamDlqUrl"], DeadLetter("fanout", "PutEvents failed after 3 attempt(s)", "e", 3,
+                                                 insert(alice)))
+    boto3.client("sqs").send_message(QueueUrl=aws["StreamDlqUrl"], MessageBody="hello")
+    send_letters(aws["IngestDlqUrl"], DeadLetter("ingest", "field device is missing", "device: absent", 1,
+                                                 sqs_message({"user_id": "u-1", "location": "x"})))
+
+    def refuse(_call: Any, **_kw: Any) -> Any:
+        raise client_error("AccessDeniedException", "not allowed", "PutEvents")
+
+    clients.override("events", FaultyClient(boto3.client("events"), put_events=refuse))
+
+    # WHEN redriving
+    assert run_ops("redrive") == 1
+
+    # THEN every letter is still in its queue (no duplicates added), each outcome reported with its reason
+    assert depth(aws["StreamDlqUrl"]) == 2 and depth(aws["IngestDlqUrl"]) == 1
+    assert device_items(aws) == []
+    out = capsys.readouterr().out
+    assert "failed again" in out and "PutEvents rejected the event" in out
+    assert "invalid" in out and "field device is missing" in out
+    assert "unreadable" in out
