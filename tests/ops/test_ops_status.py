@@ -1,0 +1,72 @@
+"""status: item counts, queue depths, and (--peek) dead letters by consumer and reason, left in place."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from chalicelib.dead_letters import DeadLetter, DeadLetterQueue
+from tests.ops.ops_support import RunOps, put_items, user
+from tests.support.events import insert, sqs_message
+from tests.support.resources import StageResources
+
+
+def table_rows(out: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if line.count("│") >= 3]
+
+
+@pytest.fixture
+def busy_stage(aws: StageResources) -> None:
+    """12 users, 3 ingest messages waiting, 3 stream dead letters (2 reasons), 1 ingest letter, 1 raw message."""
+    put_items(aws["UsersTable"], [user(n) for n in range(12)])
+    sqs = boto3.client("sqs")
+    ingest_url = sqs.get_queue_url(QueueName=aws["IngestQueueName"])["QueueUrl"]
+    for n in range(3):
+        sqs.send_message(QueueUrl=ingest_url, MessageBody=json.dumps({"user_id": f"u{n}"}))
+    DeadLetterQueue(sqs, aws["StreamDlqUrl"]).send([
+        DeadLetter("replication", "target write failed after retries", "e", 8, insert(user(1))),
+        DeadLetter("replication", "target write failed after retries", "e", 8, insert(user(2))),
+        DeadLetter("fanout", "PutEvents failed after 3 attempt(s)", "e", 3, insert(user(1))),
+    ])
+    DeadLetterQueue(sqs, aws["IngestDlqUrl"]).send([
+        DeadLetter("ingest", "field device is missing", "device: absent", 1, sqs_message({"user_id": "u"})),
+    ])
+    sqs.send_message(QueueUrl=aws["IngestDlqUrl"], MessageBody='{"user_id": "u-raw"}')
+
+
+def test_status_shows_item_counts_and_queue_depths(aws: StageResources, busy_stage: None, run_ops: RunOps,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_ops("status") == 0
+    rows = table_rows(capsys.readouterr().out)
+    counts = {row[0]: row[2] for row in rows if len(row) == 3}
+    assert counts["users (source)"] == "12" and counts["users by location (target)"] == "0"
+    depths = {row[0].split(":")[0]: row[1] for row in rows if len(row) == 4}
+    assert depths == {"ingest": "3", "ingest DLQ": "2", "stream DLQ": "3"}
+
+
+def test_status_peek_counts_dead_letters_by_consumer_and_reason_and_leaves_them(
+        aws: StageResources, busy_stage: None, run_ops: RunOps, capsys: pytest.CaptureFixture[str]) -> None:
+    # WHEN peeking
+    assert run_ops("status", "--peek", "--approximate") == 0
+
+    # THEN letters are grouped by queue, consumer and reason
+    rows = table_rows(capsys.readouterr().out)
+    letters = {(row[0], row[1], row[2]): row[3] for row in rows if len(row) == 5}
+    assert letters == {
+        ("stream DLQ", "replication", "target write failed after retries"): "2",
+        ("stream DLQ", "fanout", "PutEvents failed after 3 attempt(s)"): "1",
+        ("ingest DLQ", "ingest", "field device is missing"): "1",
+        ("ingest DLQ", "ingest", "moved by the ingest queue's redrive policy (maxReceiveCount)"): "1",
+    }
+    # AND every letter is visible again at once
+    sqs = boto3.client("sqs")
+    visible = sqs.get_queue_attributes(QueueUrl=aws["StreamDlqUrl"],
+                                       AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    assert visible["ApproximateNumberOfMessages"] == "3"
+
+
+def test_status_of_an_empty_stage(aws: StageResources, run_ops: RunOps, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_ops("status", "--peek") == 0
+    assert "no dead letters" in capsys.readouterr().out
