@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -27,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HTTP API port (default %(default)s; 0 = any free port)")
     parser.add_argument("--stage", default=defaults.stage, help="stage of .chalice/config.json (default %(default)s)")
     parser.add_argument("--poll-interval", type=float, default=defaults.poll_interval,
-                        help="seconds between polls of an idle source (default %(default)s)")
+                        help="seconds between polls of a source that was busy lately (default %(default)s)")
+    parser.add_argument("--idle-poll-interval", type=float, default=defaults.idle_poll_interval,
+                        help="seconds between polls once a source has been quiet for a few seconds; Lambda's "
+                             "rate for stream shards (default %(default)s)")
     parser.add_argument("--shard-refresh", type=float, default=defaults.shard_refresh,
                         help="seconds between looks for new stream shards (default %(default)s)")
     parser.add_argument("--max-retry-attempts", type=int, default=defaults.max_retry_attempts,
@@ -42,8 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     configure(logging.WARNING if args.quiet else logging.INFO)
     options = Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
     stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C while stopping: leave at once
+            logger.warning("stopping now, without waiting")
+            os._exit(130)
+        logger.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     stack = LocalStack(options)
     try:
         stack.start()

@@ -26,6 +26,7 @@ from local_stack.sources import BusSource, QueueSource
 logger = logging.getLogger("local_stack.queues")
 
 RECEIVE_MAX = 10  # SQS's maximum per ReceiveMessage
+LONG_POLL_SECONDS = 1  # short enough that Ctrl-C never waits long for a poller
 ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first attempt and two retries
 BUS_RETRY_VISIBILITY = 1  # seconds before a failed bus event is tried again (Lambda waits about 1-2 minutes)
 
@@ -34,8 +35,9 @@ class QueuePoller:
     """Feeds one `@app.on_sqs_message` handler."""
 
     def __init__(self, source: QueueSource, invoker: Invoker, sqs: Any, region: str = "us-east-1",
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, wait: int = LONG_POLL_SECONDS):
         self.source = source
+        self._wait = wait
         self.calls = 0  # SQS API calls made
         self._invoker = invoker
         self._sqs = sqs
@@ -53,9 +55,11 @@ class QueuePoller:
         room = self.source.batch_size - len(self._buffer)
         if room > 0:
             self.calls += 1
+            # Long polling when empty (as Lambda does): the emulator answers the moment a message arrives.
+            wait = 0 if self._buffer else self._wait
             messages = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=min(RECEIVE_MAX, room),
                                                  AttributeNames=["All"], MessageAttributeNames=["All"],
-                                                 WaitTimeSeconds=0).get("Messages", [])
+                                                 WaitTimeSeconds=wait).get("Messages", [])
             if messages and not self._buffer:
                 self._first_buffered_at = self._clock()
             self._gather(messages)
@@ -117,8 +121,9 @@ class BusPoller:
     """Feeds one `@app.on_cw_event` handler through a rule on the default bus and a queue."""
 
     def __init__(self, source: BusSource, invoker: Invoker, sqs: Any, events: Any, stage: str = "dev",
-                 region: str = "us-east-1", account: str = "123456789012"):
+                 region: str = "us-east-1", account: str = "123456789012", wait: int = LONG_POLL_SECONDS):
         self.source = source
+        self._wait = wait
         self.calls = 0  # SQS and EventBridge API calls made
         self._invoker = invoker
         self._sqs = sqs
@@ -146,7 +151,7 @@ class BusPoller:
             self.setup()
         self.calls += 1
         messages = self._sqs.receive_message(QueueUrl=self._url, MaxNumberOfMessages=RECEIVE_MAX,
-                                             AttributeNames=["All"], WaitTimeSeconds=0).get("Messages", [])
+                                             AttributeNames=["All"], WaitTimeSeconds=self._wait).get("Messages", [])
         for message in messages:
             event = lambda_bus_event(json.loads(message["Body"]), self._account, self._region)
             attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))

@@ -45,21 +45,28 @@ class Options:
     api_port: int = 8000
     stage: str = "dev"
     poll_interval: float = 0.1
+    idle_poll_interval: float = 0.25
     shard_refresh: float = 1.0
     max_retry_attempts: int = 10
 
 
 class PollerThread(threading.Thread):
-    """Runs a poller until `stop`: at once again after a delivery, after `interval` when idle."""
+    """Runs a poller until `stop`: at once again after a delivery, after `interval` when recently busy,
+    after `idle_interval` once quiet for `QUIET_ROUNDS` polls (Lambda polls a stream shard 4 times a second)."""
 
-    def __init__(self, name: str, poller: Poller, stop: threading.Event, interval: float):
+    QUIET_ROUNDS = 50
+
+    def __init__(self, name: str, poller: Poller, stop: threading.Event, interval: float,
+                 idle_interval: float | None = None):
         super().__init__(name=f"poller-{name}", daemon=True)
         self.poller = poller
         self._stop_event = stop
         self._interval = interval
+        self._idle_interval = max(interval, idle_interval if idle_interval is not None else interval)
 
     def run(self) -> None:
         failures = 0
+        quiet = 0
         while not self._stop_event.is_set():
             try:
                 busy = self.poller.poll_once()
@@ -70,8 +77,9 @@ class PollerThread(threading.Thread):
                     logger.exception("%s: polling failed (%d in a row); retrying", self.name, failures)
                 busy = False
                 self._stop_event.wait(min(2.0, 0.2 * failures))
+            quiet = 0 if busy else quiet + 1
             if not busy:
-                self._stop_event.wait(self._interval)
+                self._stop_event.wait(self._interval if quiet < self.QUIET_ROUNDS else self._idle_interval)
 
 
 class LocalStack:
@@ -164,7 +172,8 @@ class LocalStack:
             logger.info("handler %s ← %s; batchItemFailures %s", source.name, what,
                         "honoured" if settings.report_failures else "ignored (ReportBatchItemFailures off)")
             self.pollers[source.name] = poller
-            thread = PollerThread(source.name, poller, self._stop, self.options.poll_interval)
+            thread = PollerThread(source.name, poller, self._stop, self.options.poll_interval,
+                                  self.options.idle_poll_interval)
             self._threads.append(thread)
             thread.start()
 

@@ -100,7 +100,7 @@ class StreamPoller:
         return parent is None or parent.finished  # parent before child: per-key order across a split
 
     def _refresh_shards(self) -> None:
-        first_listing = not self._shards
+        first_listing = self._refreshed_at is None
         arguments: dict[str, Any] = {"StreamArn": self.source.stream_arn}
         while True:
             self.calls += 1

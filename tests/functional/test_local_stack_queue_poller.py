@@ -64,7 +64,7 @@ def queue_poller(name: str, handler: Recorder, *, batch_size: int = 10, window: 
     clock = clock or Clock()
     source = QueueSource("consumer", "app.consumer", name, batch_size, window)
     return QueuePoller(source, Invoker("consumer", handler, report_failures, clock=clock), boto3.client("sqs"),
-                       clock=clock)
+                       clock=clock, wait=0)
 
 
 def test_a_batch_in_lambdas_shape_is_deleted_when_the_handler_succeeds(aws):
@@ -106,6 +106,19 @@ def test_a_message_received_again_while_gathering_is_delivered_once(aws):
     qp.poll_once()
     assert handler.batches == [["a"]]
     assert count(url) == 0  # deleted with its newest receipt handle
+
+
+def test_an_empty_queue_is_long_polled_and_a_message_sent_meanwhile_is_delivered_at_once(aws):
+    import threading
+
+    make_queue("q", visibility=30)
+    url = boto3.client("sqs").get_queue_url(QueueName="q")["QueueUrl"]
+    handler = Recorder()
+    source = QueueSource("consumer", "app.consumer", "q", 10, 0.0)
+    qp = QueuePoller(source, Invoker("consumer", handler), boto3.client("sqs"), wait=5)
+    threading.Timer(0.3, send, args=(url, "late")).start()
+    assert qp.poll_once() is True  # one ReceiveMessage waited for the message instead of returning empty
+    assert handler.batches == [["late"]]
 
 
 def test_the_window_holds_a_partial_batch_until_it_passes(aws):
@@ -169,7 +182,8 @@ def test_reported_item_failures_are_ignored_when_the_mapping_does_not_report_the
 
 def bus_poller(handler: Recorder) -> BusPoller:
     source = BusSource("on_users", "app.on_users", {"source": ["stream-pipeline.users"]})
-    return BusPoller(source, Invoker("on_users", handler), boto3.client("sqs"), boto3.client("events"), "test")
+    return BusPoller(source, Invoker("on_users", handler), boto3.client("sqs"), boto3.client("events"), "test",
+                     wait=0)
 
 
 def put_event(source: str, detail: dict[str, Any]) -> None:
