@@ -72,6 +72,7 @@ class StreamPoller:
         self._region = region
         self._clock = clock
         self._shards: dict[str, Shard] = {}
+        self._skipped: set[str] = set()
         self._refreshed_at: float | None = None
 
     @property
@@ -107,14 +108,15 @@ class StreamPoller:
             description = self._streams.describe_stream(**arguments)["StreamDescription"]
             for found in description.get("Shards", []):
                 shard_id = found["ShardId"]
-                if shard_id in self._shards:
+                if shard_id in self._shards or shard_id in self._skipped:
                     continue
                 closed = "EndingSequenceNumber" in found.get("SequenceNumberRange", {})
                 # The decorator's starting position applies to the shards there at start; a shard that
                 # appears later is read from its beginning, as Lambda does.
                 position = self.source.starting_position if first_listing else "TRIM_HORIZON"
                 if position == "LATEST" and closed:
-                    continue  # nothing after LATEST in a closed shard
+                    self._skipped.add(shard_id)  # nothing after LATEST in a closed shard, now or later
+                    continue
                 shard = Shard(shard_id, found.get("ParentShardId"))
                 shard.iterator = self._iterator(shard_id, position)
                 self._shards[shard_id] = shard

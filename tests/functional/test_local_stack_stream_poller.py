@@ -225,8 +225,9 @@ class SplitStream:
             shards.append(found)
         return {"StreamDescription": {"Shards": shards}}
 
-    def get_shard_iterator(self, ShardId: str, **_: Any) -> dict[str, Any]:  # noqa: N803
-        return {"ShardIterator": f"{ShardId}|0"}
+    def get_shard_iterator(self, ShardId: str, ShardIteratorType: str, **_: Any) -> dict[str, Any]:  # noqa: N803
+        start = len(self.shards[ShardId]["records"]) if ShardIteratorType == "LATEST" else 0
+        return {"ShardIterator": f"{ShardId}|{start}"}
 
     def get_records(self, ShardIterator: str, **_: Any) -> dict[str, Any]:  # noqa: N803
         shard_id, position = ShardIterator.split("|")
@@ -267,3 +268,20 @@ def test_new_shards_are_picked_up_from_their_beginning():
     stream_poller.poll_once()
     assert handler.batches == [["1"], ["7", "8"]]
     assert set(stream_poller.shards) == {"first", "later"}
+
+
+def test_latest_skips_closed_shards_for_good_and_reads_their_children():
+    stream = SplitStream()
+    stream.add_shard("old", [1, 2], closed=True)
+    stream.add_shard("current", [3], parent="old")
+    handler, clock = Recorder(), Clock()
+    source = StreamSource("consumer", "app.consumer", "arn:aws:dynamodb:us-east-1:1:table/t/stream/x", 100,
+                          "LATEST", 0.0)
+    stream_poller = StreamPoller(source, Invoker("consumer", handler, clock=clock), stream, shard_refresh=1.0,
+                                 clock=clock)
+    drain(stream_poller, clock, rounds=3)
+    assert handler.batches == []  # LATEST: neither the closed shard nor what was in the open one
+    stream.shards["current"]["records"].append(
+        {"eventID": "4", "eventName": "INSERT", "dynamodb": {"Keys": {}, "SequenceNumber": "4"}})
+    drain(stream_poller, clock, rounds=3)
+    assert handler.batches == [["4"]]
