@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.dead_letters import DeadLetter
+from ops.stream_batch_failure import StreamBatchFailure
 
 SQS_BATCH_LIMIT = 10
 RAW_INGEST_REASON = "moved by the ingest queue's redrive policy (maxReceiveCount)"
@@ -29,14 +30,21 @@ class InboxMessage:
     attributes: dict[str, str]
     letter: DeadLetter | None
     problem: str = ""  # why `letter` is None
+    batch_failure: StreamBatchFailure | None = None  # Lambda's own record of a batch it gave up on
 
     @property
     def consumer(self) -> str:
-        return self.letter.consumer if self.letter else "unknown"
+        if self.letter:
+            return self.letter.consumer
+        if self.batch_failure and self.batch_failure.consumer:
+            return self.batch_failure.consumer
+        return "unknown"
 
     @property
     def reason(self) -> str:
-        return self.letter.reason if self.letter else self.problem
+        if self.letter:
+            return self.letter.reason
+        return self.batch_failure.reason if self.batch_failure else self.problem
 
 
 def classify(message: dict[str, Any], raw_is_ingest: bool) -> InboxMessage:
@@ -47,6 +55,9 @@ def classify(message: dict[str, Any], raw_is_ingest: bool) -> InboxMessage:
     try:
         return InboxMessage(message_id, handle, body, attributes, DeadLetter.from_json(body))
     except (ValueError, TypeError) as error:
+        failure = StreamBatchFailure.parse(_json_or_none(body))
+        if failure is not None:
+            return InboxMessage(message_id, handle, body, attributes, None, batch_failure=failure)
         if raw_is_ingest:
             record = sqs_record(message)
             letter = DeadLetter("ingest", RAW_INGEST_REASON, "", _receive_count(attributes), record)
@@ -66,6 +77,13 @@ def sqs_record(message: dict[str, Any], queue_arn: str = "") -> dict[str, Any]:
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
     }
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def _receive_count(attributes: dict[str, str]) -> int:

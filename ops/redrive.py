@@ -1,7 +1,9 @@
 """`python -m ops redrive --stage S [--dry-run]`: send dead letters back through the consumer that failed them.
 
-STREAM_DLQ_URL holds letters of `replication`, `fanout` and `orders`; INGEST_DLQ_URL holds `ingest` letters
-and raw messages the ingest queue's own redrive policy moved there (replayed as ingest messages).
+STREAM_DLQ_URL holds letters of `replication`, `fanout` and `orders`, and Lambda's own failure records of
+stream batches it gave up on (their records are re-read from the stream and replayed one by one);
+INGEST_DLQ_URL holds `ingest` letters and raw messages the ingest queue's own redrive policy moved there
+(replayed as ingest messages).
 
 - replication → the replay path (`chalicelib.replication.replay`): the current source item is the truth,
   and a target item written by a newer stream record is never overwritten;
@@ -39,6 +41,7 @@ from chalicelib.replication.replay import (
 from chalicelib.stream.record import MalformedRecord, StreamRecord
 from ops.dead_letter_inbox import DeadLetterInbox, InboxMessage, body_preview
 from ops.stage_options import add_config_option, console, settings_of
+from ops.stream_batch_failure import STREAM_RETENTION_HINT, StreamBatchFailure, StreamBatchReader
 
 HELP = "Replay dead letters through the consumer that failed them; each is deleted only once applied."
 
@@ -95,14 +98,34 @@ def _failed(error: BaseException) -> Replayed:
 class ConsumerReplays:
     """Replays one letter through the consumer that failed it (or, dry, describes what would happen)."""
 
-    def __init__(self, settings: Settings, dynamodb: Any):
+    def __init__(self, settings: Settings, dynamodb: Any, streams: Any = None):
         self._writer = ConditionalTargetWriter(dynamodb, settings.users_table, settings.users_by_location_table)
         self._replication = ReplicationReplayer(self._writer)
+        self._streams = StreamBatchReader(streams)
 
     @property
     def calls(self) -> int:
-        """DynamoDB requests of the replication replays."""
-        return self._writer.calls
+        """DynamoDB and DynamoDB Streams requests of the replication replays and stream re-reads."""
+        return self._writer.calls + self._streams.calls
+
+    def replay_batch(self, failure: StreamBatchFailure, dry_run: bool) -> Replayed:
+        """Re-read a batch Lambda gave up on from the stream and replay each record (or say what would happen)."""
+        if failure.consumer is None:
+            return Replayed(Verdict.UNREADABLE, f"failure record of an unknown function {failure.function_arn}")
+        try:
+            records = self._streams.records(failure)
+        except (ClientError, BotoCoreError) as error:
+            return Replayed(Verdict.FAILED_AGAIN, f"stream records not readable ({error}); {STREAM_RETENTION_HINT}")
+        if not records:
+            return Replayed(Verdict.FAILED_AGAIN, f"no records left in that range; {STREAM_RETENTION_HINT}")
+        if dry_run:
+            return Replayed(Verdict.WOULD_APPLY, f"re-read {len(records)} record(s) from shard {failure.shard_id} "
+                                                 f"and replay them through {failure.consumer}")
+        for index, record in enumerate(records):
+            outcome = self.replay(DeadLetter(failure.consumer, failure.reason, "", 0, record))
+            if outcome.verdict is not Verdict.APPLIED:  # the applied ones replay harmlessly next time
+                return Replayed(Verdict.FAILED_AGAIN, f"{outcome.detail} ({index} of {len(records)} record(s) applied)")
+        return Replayed(Verdict.APPLIED)
 
     def replay(self, letter: DeadLetter) -> Replayed:
         replayers: dict[str, Replayer] = {
@@ -203,7 +226,12 @@ def redrive_queue(inbox: DeadLetterInbox, replays: ConsumerReplays, report: Redr
             continue
         seen.add(message.message_id)
         letter = message.letter
-        if letter is None:
+        if letter is None and message.batch_failure is not None:
+            if consumers and message.consumer not in consumers:
+                outcome = Replayed(Verdict.FILTERED)
+            else:
+                outcome = replays.replay_batch(message.batch_failure, dry_run)
+        elif letter is None:
             outcome = Replayed(Verdict.UNREADABLE, message.problem or body_preview(message.body))
         elif consumers and letter.consumer not in consumers:
             outcome = Replayed(Verdict.FILTERED)
@@ -232,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     out = console()
     settings = settings_of(args)
     sqs = clients.client("sqs")
-    replays = ConsumerReplays(settings, clients.client("dynamodb"))
+    replays = ConsumerReplays(settings, clients.client("dynamodb"), clients.client("dynamodbstreams"))
     inboxes = []
     if args.queue in ("stream", "all"):
         inboxes.append(DeadLetterInbox(sqs, settings.stream_dlq_url, label="stream DLQ"))

@@ -188,3 +188,69 @@ def test_letters_that_fail_again_stay_with_their_reason(aws: StageResources, run
     assert "failed again" in out and "PutEvents rejected the event" in out
     assert "invalid" in out and "field device is missing" in out
     assert "unreadable" in out
+
+
+def lambda_failure_record(aws: StageResources, function: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Lambda's on-failure destination record for a users-stream batch (as the local stack writes it)."""
+    from local_stack.stream_poller import failure_record
+
+    shard = boto3.client("dynamodbstreams").describe_stream(
+        StreamArn=aws["UsersStreamArn"])["StreamDescription"]["Shards"][0]["ShardId"]
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:stream-pipeline-test-{function}"
+    return failure_record(arn, "RetryAttemptsExhausted", 11, shard, records, aws["UsersStreamArn"], 1795000000.0)
+
+
+def test_a_batch_lambda_gave_up_on_is_re_read_from_the_stream_and_replayed(
+        aws: StageResources, run_ops: RunOps, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.support.streams import lambda_records_from_stream
+
+    # GIVEN three users written, and Lambda's failure record for the replication batch holding
+    # the last two (the consumer raised until Lambda gave up), plus one of a function we do not know
+    dynamodb = boto3.client("dynamodb")
+    users = [user(n) for n in range(3)]
+    for item in users:
+        dynamodb.put_item(TableName=aws["UsersTable"], Item=typed_item(item))
+    records = lambda_records_from_stream(aws["UsersStreamArn"])
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=aws["StreamDlqUrl"],
+                     MessageBody=json.dumps(lambda_failure_record(aws, "replicate_users", records[1:])))
+    sqs.send_message(QueueUrl=aws["StreamDlqUrl"],
+                     MessageBody=json.dumps(lambda_failure_record(aws, "someone_elses_function", records)))
+
+    # WHEN peeking, then redriving
+    assert run_ops("status", "--peek") == 0
+    assert "Lambda gave up on a batch of 2 record(s)" in capsys.readouterr().out
+    assert run_ops("redrive") == 1
+
+    # THEN exactly the two users of that batch are replicated, its record is deleted, the other stays
+    assert public_target(aws["UsersByLocationTable"]) == {
+        TargetKey(u["state"], f"{u['city']}#{u['email']}"): project_user(u) for u in users[1:]}
+    out = capsys.readouterr().out
+    assert "unknown function" in out and "deleted 1 applied letter(s)" in out
+    assert depth(aws["StreamDlqUrl"]) == 1
+
+
+def test_a_letter_the_replication_consumer_wrote_itself_is_redriven(aws: StageResources, run_ops: RunOps) -> None:
+    # GIVEN the replication consumer could not write alice (access denied) and dead-lettered her record
+    alice = user(1)
+    put_items(aws["UsersTable"], [alice])
+    real = clients.client("dynamodb")
+
+    def deny(_call: Any, **_kw: Any) -> Any:
+        raise client_error("AccessDeniedException", "no", "BatchWriteItem")
+
+    clients.override("dynamodb", FaultyClient(real, batch_write_item=deny))
+    components.replication_consumer().handle([insert(alice)])
+    assert depth(aws["StreamDlqUrl"]) == 1
+
+    # WHEN the permission is fixed and the operator redrives
+    clients.override("dynamodb", real)
+    assert run_ops("redrive", "--consumer", "replication") == 0
+
+    # THEN alice is replicated and the letter is gone
+    assert public_target(aws["UsersByLocationTable"]) == {key_of(alice): project_user(alice)}
+    assert depth(aws["StreamDlqUrl"]) == 0
+
+
+def key_of(u: dict[str, Any]) -> TargetKey:
+    return TargetKey(u["state"], f"{u['city']}#{u['email']}")
