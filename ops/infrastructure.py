@@ -46,7 +46,11 @@ def stage_environment(outputs: Mapping[str, str]) -> dict[str, str]:
 
 def deploy_stack(cloudformation: Any, stage: str, template_body: str | None = None,
                  timeout: float = 900.0, poll: float = 2.0) -> dict[str, str]:
-    """Create or update the stage's stack, wait until it settles, and return its outputs."""
+    """Create or update the stage's stack, wait until it settles, and return its outputs.
+
+    Raises RuntimeError naming the resources that failed (from the stack's events) when CloudFormation
+    rolls back, and when a failed first creation left a stack that can only be deleted.
+    """
     name = stack_name(stage)
     body = template_body if template_body is not None else TEMPLATE_PATH.read_text()
     params = {
@@ -54,37 +58,78 @@ def deploy_stack(cloudformation: Any, stage: str, template_body: str | None = No
         "TemplateBody": body,
         "Parameters": [{"ParameterKey": "Stage", "ParameterValue": stage}],
     }
-    if _stack_exists(cloudformation, name):
+    existing = _current_status(cloudformation, name)
+    if existing is None:
+        cloudformation.create_stack(**params)
+    else:
+        if stack_state(existing) == "waiting":  # another deployment is running: let it finish first
+            existing = _wait(cloudformation, name, timeout, poll, accept_rollback=True)["StackStatus"]
+        if existing == "ROLLBACK_COMPLETE":
+            raise RuntimeError(f"stack {name} is ROLLBACK_COMPLETE (its first creation failed) and cannot be "
+                               f"updated: delete it (tables are retained) and provision again")
         try:
             cloudformation.update_stack(**params)
         except ClientError as error:
             if "No updates are to be performed" not in str(error):
                 raise
-    else:
-        cloudformation.create_stack(**params)
-    stack = _wait(cloudformation, name, timeout, poll)
+            return _outputs(cloudformation.describe_stacks(StackName=name)["Stacks"][0])
+    return _outputs(_wait(cloudformation, name, timeout, poll))
+
+
+def stack_state(status: str) -> str:
+    """What a CloudFormation stack status means here: "done", "failed" or "waiting" (pure)."""
+    if status.startswith("DELETE_"):
+        return "failed"  # gone or going: never wait on it, never update it
+    if status.endswith("_IN_PROGRESS"):
+        return "waiting"
+    if status.endswith("_FAILED") or "ROLLBACK" in status:
+        return "failed"
+    if status.endswith("_COMPLETE"):
+        return "done"
+    return "failed"  # e.g. DELETE_COMPLETE, or a status this code does not know
+
+
+def _outputs(stack: dict[str, Any]) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
-def _stack_exists(cloudformation: Any, name: str) -> bool:
+def _current_status(cloudformation: Any, name: str) -> str | None:
     try:
         stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
     except ClientError as error:
         if "does not exist" in str(error):
-            return False
+            return None
         raise
-    return bool(stacks) and stacks[0]["StackStatus"] != "DELETE_COMPLETE"
+    if not stacks or stacks[0]["StackStatus"] == "DELETE_COMPLETE":
+        return None
+    return str(stacks[0]["StackStatus"])
 
 
-def _wait(cloudformation: Any, name: str, timeout: float, poll: float) -> dict[str, Any]:
+def _wait(cloudformation: Any, name: str, timeout: float, poll: float,
+          accept_rollback: bool = False) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
         status = stack["StackStatus"]
-        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
-            return stack
-        if status.endswith("_FAILED") or "ROLLBACK" in status and status.endswith("_COMPLETE"):
-            raise RuntimeError(f"stack {name} ended {status}: {stack.get('StackStatusReason', '')}")
+        state = stack_state(status)
+        if state == "done" or (accept_rollback and state == "failed"):
+            return dict(stack)
+        if state == "failed":
+            reasons = _failure_reasons(cloudformation, name)
+            raise RuntimeError(f"stack {name} ended {status}: {stack.get('StackStatusReason', '')}"
+                               + (f"; failed: {reasons}" if reasons else ""))
         if time.monotonic() > deadline:
             raise TimeoutError(f"stack {name} still {status} after {timeout:.0f}s")
         time.sleep(poll)
+
+
+def _failure_reasons(cloudformation: Any, name: str, limit: int = 5) -> str:
+    """The first resources that failed in the latest events (what an operator needs to fix)."""
+    try:
+        events = cloudformation.describe_stack_events(StackName=name)["StackEvents"]
+    except ClientError:
+        return ""
+    failed = [f"{e['LogicalResourceId']} ({e.get('ResourceStatusReason', e['ResourceStatus'])})"
+              for e in events if str(e.get("ResourceStatus", "")).endswith("_FAILED")
+              and e.get("LogicalResourceId") != name]
+    return "; ".join(failed[:limit])
