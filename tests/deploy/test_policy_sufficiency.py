@@ -194,3 +194,9 @@ def test_process_orders_needs_nothing_beyond_its_policy(recorded: Any, chalice_c
     chalice_client.lambda_.invoke("process_orders", stream_event(
         insert(stored, key_names=("id",), table="stream-pipeline-test-orders")))
     assert check("process_orders") == {"dynamodb:UpdateItem"}
+
+
+def test_every_function_of_app_py_has_a_scenario_here(app_shape: Any) -> None:
+    # A function added to app.py needs its own scenario above, or its policy is only checked for narrowness.
+    missing = [fn for fn in sorted(app_shape.functions) if f"test_{fn}_needs_nothing_beyond_its_policy" not in globals()]
+    assert missing == []
