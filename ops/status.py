@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
 from rich.table import Table
 
 from chalicelib import clients
@@ -71,8 +72,8 @@ def peek(inbox: DeadLetterInbox, visibility: int, wait_seconds: int) -> DeadLett
         inbox.release(messages)
 
 
-def table_counts(settings: Settings, dynamodb: Any, approximate: bool) -> list[tuple[str, str, int]]:
-    """(role, table, item count) for each table of the stage."""
+def table_counts(settings: Settings, dynamodb: Any, approximate: bool) -> list[tuple[str, str, str]]:
+    """(role, table, item count or the error that prevented counting) for each table of the stage."""
     tables = [("users (source)", settings.users_table),
               ("users by location (target)", settings.users_by_location_table),
               ("device metadata", settings.device_metadata_table),
@@ -80,7 +81,28 @@ def table_counts(settings: Settings, dynamodb: Any, approximate: bool) -> list[t
     rows = []
     for role, name in tables:
         scanner = TableScanner(dynamodb, name)
-        rows.append((role, name, scanner.approximate_count() if approximate else scanner.count()))
+        try:
+            count = f"{scanner.approximate_count() if approximate else scanner.count():,}"
+        except ClientError as error:
+            count = f"[red]{error.response.get('Error', {}).get('Code', 'error')}[/red]"
+        rows.append((role, name, count))
+    return rows
+
+
+def queue_rows(settings: Settings, sqs: Any) -> list[tuple[str, str, str, str]]:
+    """(queue, visible, in flight, delayed) for the ingest queue and both dead-letter queues."""
+    rows = []
+    for label, name_or_url in (("ingest", settings.ingest_queue), ("ingest DLQ", settings.ingest_dlq_url),
+                               ("stream DLQ", settings.stream_dlq_url)):
+        name = name_or_url.rsplit("/", 1)[-1]
+        try:
+            url = name_or_url if "/" in name_or_url else sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            depth = queue_depth(sqs, url)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "error")
+            rows.append((f"{label}: {name}", f"[red]{code}[/red]", "-", "-"))
+            continue
+        rows.append((f"{label}: {name}", f"{depth['visible']:,}", f"{depth['in_flight']:,}", f"{depth['delayed']:,}"))
     return rows
 
 
@@ -92,20 +114,22 @@ def run(args: argparse.Namespace) -> int:
     items = Table(title=f"tables ({'DescribeTable ItemCount, approximate' if args.approximate else 'Scan COUNT'})")
     for column, justify in (("role", "left"), ("table", "left"), ("items", "right")):
         items.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for role, name, count in table_counts(settings, dynamodb, args.approximate):
-        items.add_row(role, name, f"{count:,}")
+    rows = table_counts(settings, dynamodb, args.approximate)
+    for row in rows:
+        items.add_row(*row)
     out.print(items)
 
-    ingest_url = sqs.get_queue_url(QueueName=settings.ingest_queue)["QueueUrl"]
     queues = Table(title="queues (approximate)")
     for column in ("queue", "visible", "in flight", "delayed"):
         queues.add_column(column, justify="left" if column == "queue" else "right")
-    for label, url in (("ingest", ingest_url), ("ingest DLQ", settings.ingest_dlq_url),
-                       ("stream DLQ", settings.stream_dlq_url)):
-        depth = queue_depth(sqs, url)
-        queues.add_row(f"{label}: {url.rsplit('/', 1)[-1]}", f"{depth['visible']:,}", f"{depth['in_flight']:,}",
-                       f"{depth['delayed']:,}")
+    depths = queue_rows(settings, sqs)
+    for queue_row in depths:
+        queues.add_row(*queue_row)
     out.print(queues)
+    missing = sum(1 for row in [*rows, *depths] if any("[red]" in cell for cell in row))
+    if missing:
+        out.print(f"[red]{missing} resource(s) of stage {args.stage} could not be read: provision the stage?[/red]")
+        return 1
 
     if not args.peek:
         out.print("dead letters by consumer and reason: run with --peek")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -70,3 +71,23 @@ def test_status_peek_counts_dead_letters_by_consumer_and_reason_and_leaves_them(
 def test_status_of_an_empty_stage(aws: StageResources, run_ops: RunOps, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_ops("status", "--peek") == 0
     assert "no dead letters" in capsys.readouterr().out
+
+
+def test_status_names_what_is_missing_and_exits_1(aws: StageResources, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a stage whose orders table and stream DLQ were never provisioned
+    from ops.__main__ import main
+
+    variables = {**aws.env(), "ORDERS_TABLE": "nope-orders",
+                 "STREAM_DLQ_URL": aws["StreamDlqUrl"].replace("stream-dlq", "nope-dlq")}
+    for name in variables:
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"stages": {"half": {"environment_variables": variables}}}))
+
+    # WHEN asking for status THEN the missing ones are named, the others counted, and it exits 1
+    assert main(["status", "--stage", "half", "--config", str(config), "--wait-seconds", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "ResourceNotFoundException" in out and "NonExistentQueue" in out
+    assert "2 resource(s) of stage half could not be read" in out
