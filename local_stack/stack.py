@@ -102,6 +102,10 @@ class LocalStack:
         outputs = deploy_stack(boto3.client("cloudformation"), self.options.stage, poll=0.1)
         self.environment = self._stage_environment(outputs)
         os.environ.update(self.environment)  # before `import app`: decorators read USERS_STREAM_ARN etc.
+        logger.info("stage %s environment (stack outputs over .chalice/config.json; stream ARNs are new each "
+                    "start): %s", self.options.stage, ", ".join(
+                        f"{name}={value}" for name, value in sorted(self.environment.items()) if name.endswith("_ARN")
+                        or name.endswith("_URL")))
         app = self._import_app()
         self._start_pollers(app)
         self.api = ApiServer(app, self._chalice_config(), self.options.host, self.options.api_port)
