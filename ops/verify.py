@@ -4,9 +4,10 @@ Both tables are scanned (parallel segments, strongly consistent reads) and compa
 key: missing (a user's projection is absent), stale (the target item differs from the projection,
 `source_sequence` ignored) and orphaned (no user projects to the target item). Exit status 1 on drift.
 
-`--fix` repairs through the replay path: each repair lands only if the target item is still exactly
-what verify saw and, for puts, the user still projects as scanned — so a repair never overwrites a
-change the stream made meanwhile (that item is reported as changed; run verify again).
+`--fix` repairs through the replay path: a stale or orphaned item is replaced or deleted only if it is
+still exactly what verify saw; a missing item is created only where none exists, and deleted again if
+its user moved or left meanwhile. So a repair never overwrites a change the stream made meanwhile
+(such items are reported as changed; run verify again).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.table import Table
 from chalicelib import clients
 from chalicelib.config import Settings
 from chalicelib.replication.projection import TargetKey
-from chalicelib.replication.replay import ConditionalTargetWriter, GuardedWrite, Outcome, plan_repair
+from chalicelib.replication.replay import ConditionalTargetWriter, GuardedWrite, Outcome, WriteResult, plan_repair
 from ops.drift import Drift, find_drift
 from ops.progress import progress_bar
 from ops.stage_options import add_config_option, console, settings_of
@@ -57,12 +58,18 @@ def scan_tables(settings: Settings, dynamodb: Any, segments: int, out: Console,
     return users, items, source.calls + target.calls
 
 
-def repairs_for(drift: Drift) -> list[GuardedWrite]:
-    """The guarded writes that make the target equal the projection again."""
-    planned = [plan_repair(entry.key, entry.user, None) for entry in drift.missing]
-    planned += [plan_repair(entry.key, entry.user, entry.actual) for entry in drift.stale]
-    planned += [plan_repair(entry.key, None, entry.actual) for entry in drift.orphaned]
-    return [write for write in planned if write is not None]
+def repairs_for(drift: Drift) -> tuple[list[GuardedWrite], list[GuardedWrite]]:
+    """The writes that make the target equal the projection again: (items to create, items to replace/delete)."""
+    create = [plan_repair(entry.key, entry.user, None) for entry in drift.missing]
+    change = [plan_repair(entry.key, entry.user, entry.actual) for entry in drift.stale]
+    change += [plan_repair(entry.key, None, entry.actual) for entry in drift.orphaned]
+    return [w for w in create if w is not None], [w for w in change if w is not None]
+
+
+def repair(writer: ConditionalTargetWriter, drift: Drift) -> list[WriteResult]:
+    """Apply the repairs: missing items through the create-and-confirm path, the rest as conditional writes."""
+    create, change = repairs_for(drift)
+    return writer.create_missing(create) + writer.apply(change)
 
 
 def _key_text(key: TargetKey) -> str:
@@ -109,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
     writer = ConditionalTargetWriter(dynamodb, settings.users_table, settings.users_by_location_table)
-    results = writer.apply(repairs_for(drift))
+    results = repair(writer, drift)
     outcomes = {outcome: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
     fixed = Table(title="repairs")
     for column in ("applied", "changed meanwhile (left alone)", "failed"):

@@ -180,11 +180,15 @@ def plan_repair(key: TargetKey, source_user: Mapping[str, Any] | None,
     condition = TargetCondition.unchanged(seen)
     if expected is None:
         return GuardedWrite(key, None, condition) if seen is not None else None
-    if seen is not None and SEQUENCE_ATTRIBUTE in seen:
-        # Keep the stream position: the repair fixes content, it does not claim to be newer.
-        expected = {**expected, SEQUENCE_ATTRIBUTE: seen[SEQUENCE_ATTRIBUTE]}
     assert source_user is not None
-    return GuardedWrite(key, expected, condition, SourceGuard.of(str(source_user["email"]), source_user))
+    if seen is None:  # creating: guard the source, or a user who moved away meanwhile would be resurrected
+        return GuardedWrite(key, expected, condition, SourceGuard.of(str(source_user["email"]), source_user))
+    # Replacing an item that must still be exactly what was seen: if the stream deleted or rewrote it
+    # meanwhile the condition fails, and a later change is still on its way through the stream.
+    # Keep the stream position: the repair fixes content, it does not claim to be newer.
+    if SEQUENCE_ATTRIBUTE in seen:
+        expected = {**expected, SEQUENCE_ATTRIBUTE: seen[SEQUENCE_ATTRIBUTE]}
+    return GuardedWrite(key, expected, condition)
 
 
 @dataclass
@@ -296,7 +300,7 @@ class ConditionalTargetWriter:
         return found
 
     def create_missing(self, writes: Sequence[GuardedWrite]) -> list[WriteResult]:
-        """Backfill's bulk path: create each missing item, then confirm its source did not change.
+        """The bulk path of backfill and repairs: create each missing item, then confirm its source did not change.
 
         Cheaper than a transaction per item (1 WCU, no check item): a conditional PutItem creates the item
         only where none exists, then one BatchGetItem re-reads the sources; an item whose user moved or

@@ -79,7 +79,7 @@ def test_verify_fix_leaves_an_item_the_stream_changed_meanwhile(
         real.put_item(TableName=aws["UsersByLocationTable"], Item=typed_item(newer))
         return call(**kw)
 
-    clients.override("dynamodb", FaultyClient(real, transact_write_items=stream_writes_first))
+    clients.override("dynamodb", FaultyClient(real, put_item=stream_writes_first))
 
     # WHEN verify --fix runs THEN it reports drift left alone (exit 1) and the newer item stays
     assert run_ops("verify", "--fix") == 1

@@ -92,6 +92,9 @@ def test_repair_keeps_the_stream_position_and_requires_the_item_it_saw() -> None
     assert write is not None and write.item is not None
     assert write.item[SEQUENCE_ATTRIBUTE] == stored_sequence("7") and write.item["active"] == alice["active"]
     assert write.condition.kind is ConditionKind.UNCHANGED and write.condition.seen == seen
+    assert write.source is None  # the item must still be what was seen: no need to check the user
+    created = plan_repair(key_of(alice), alice, None)
+    assert created is not None and created.source == SourceGuard.of(alice["email"], alice)
     orphan = plan_repair(key_of(alice), None, seen)
     assert orphan is not None and orphan.is_delete and orphan.source is None
     assert plan_repair(key_of(alice), None, None) is None
