@@ -23,8 +23,9 @@ INFRA_TEMPLATE = ROOT / "infra" / "template.yaml"
 CHALICE = str(Path(sys.executable).with_name("chalice"))
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
-# What the project needs to run or deploy — a clean clone's files, nothing generated.
-PROJECT_FILES = ("app.py", "requirements.txt", "chalicelib", "ops", "infra")
+# A clean clone's files: everything but local state, caches and what is generated.
+NOT_IN_A_CLONE = (".git", ".venv", "build", "dist", "deployments", "deployed", ".local-stack", "__pycache__",
+                  ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis", "*.pyc", "*.egg-info", "*.json.tmp")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -39,16 +40,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def copy_project(target: Path) -> Path:
     """A copy of the project as a clean clone has it (so chalice's caches and deployed state land there)."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
-    (target / ".chalice").mkdir()
-    shutil.copy2(CHALICE_DIR / "config.json", target / ".chalice" / "config.json")
-    shutil.copytree(CHALICE_DIR / "policies", target / ".chalice" / "policies")
+    shutil.copytree(ROOT, target, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE))
     return target
 
 
@@ -126,10 +118,18 @@ def discover_app() -> AppShape:
 
     from app import app
 
-    # tests/conftest.py gives each variable a distinct placeholder: a decorator's value names its variable.
-    variable_of = {os.environ[name]: name for name in ("USERS_STREAM_ARN", "ORDERS_STREAM_ARN", "INGEST_QUEUE")}
-    streams = {s.name: variable_of[s.stream_arn] for s in app.event_sources if isinstance(s, DynamoDBEventConfig)}
-    queues = {s.name: variable_of[s.queue] for s in app.event_sources if isinstance(s, SQSEventConfig)}
+    # app.py read its variables when first imported (by whichever test came first): name them by what
+    # they point at, which is the same in every stage — `<app>-<stage>-users` / `-orders` / `-ingest`.
+    def variable_of(value: str) -> str:
+        name = value.split(":table/", 1)[-1].split("/stream/", 1)[0]
+        for suffix, variable in (("-users", "USERS_STREAM_ARN"), ("-orders", "ORDERS_STREAM_ARN"),
+                                 ("-ingest", "INGEST_QUEUE")):
+            if name.endswith(suffix):
+                return variable
+        raise AssertionError(f"an event source this deploy check does not know: {value}")
+
+    streams = {s.name: variable_of(s.stream_arn) for s in app.event_sources if isinstance(s, DynamoDBEventConfig)}
+    queues = {s.name: variable_of(s.queue) for s in app.event_sources if isinstance(s, SQSEventConfig)}
     other = [s for s in app.event_sources if not isinstance(s, DynamoDBEventConfig | SQSEventConfig)]
     assert not other, f"event sources this deploy check does not know: {other}"
     routes = frozenset((path, method) for path, methods in app.routes.items() for method in methods)
