@@ -124,7 +124,9 @@ def _existing_variables(stage: str, config_path: Path) -> dict[str, str]:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    # Piped or in CI rich assumes 80 columns, which folds every ARN; a log can be wider.
+    return console if console.is_terminal else Console(width=160)
 
 
 def _print_summary(stage: str, outputs: Mapping[str, str], env: Mapping[str, str],
