@@ -5,11 +5,16 @@ never overwrites newer data:
 
 - The truth is the CURRENT source item, read by the record's key, not the record's (maybe stale) image:
   a stale INSERT replayed after a newer delete or move must not resurrect the item.
-- A put is sent in one TransactWriteItems with a ConditionCheck that the source item still projects
-  the way we read it, so a change landing between our read and our write cancels the write (its own
-  stream record will bring the target up to date).
+- A put that depends on the source (a replay, a backfill or repair creating an item) is confirmed
+  afterwards: the users are read again in one BatchGetItem, and an item whose user no longer projects
+  to its key (moved or deleted between our read and our write, its stream record already applied) is
+  deleted again, only if it is still exactly what we wrote. A newer stream write there always stays.
 - A target item stamped with a newer `source_sequence` is never overwritten or deleted by a replay;
   backfill only creates missing items; a repair only replaces exactly what verify saw.
+
+Why not TransactWriteItems with a ConditionCheck on the source? It would close the milliseconds in which
+a resurrected item is visible before its undo, at twice the write capacity per item; conditional single
+writes cost 1 WCU and batch their confirmation reads by 100.
 
 Planning (`plan_replay`, `plan_backfill`, `plan_repair`) is pure; `ConditionalTargetWriter` is the adapter.
 """
@@ -37,10 +42,8 @@ from chalicelib.replication.projection import (
 from chalicelib.stream.images import plain_item, typed_item
 from chalicelib.stream.record import MalformedRecord, StreamRecord
 
-# A transaction holds at most 100 actions: 50 (source check, target write) pairs.
-MAX_TRANSACTION_PAIRS = 50
 MAX_BATCH_GET = 100
-_RETRYABLE = RETRYABLE_CODES | {"TransactionConflict", "TransactionConflictException"}
+_RETRYABLE = RETRYABLE_CODES
 
 
 class ReplayError(ValueError):
@@ -78,7 +81,7 @@ class TargetCondition:
 
 @dataclass(frozen=True)
 class SourceGuard:
-    """The source item's projected fields as read (None = no item): the write lands only if they still hold."""
+    """The source item a put was planned from (None = no item): the put is undone if the user left its key."""
 
     email: str
     fields: Mapping[str, Any] | None
@@ -92,7 +95,7 @@ class SourceGuard:
 
 @dataclass(frozen=True)
 class GuardedWrite:
-    """Put `item` at `key` (delete when None) if `condition` holds on the target and `source` on the source."""
+    """Put `item` at `key` (delete when None) if `condition` holds; `source`: confirm the user still projects there."""
 
     key: TargetKey
     item: dict[str, Any] | None
@@ -109,7 +112,7 @@ class Outcome(StrEnum):
 
     APPLIED = "applied"
     SUPERSEDED = "superseded"          # the target holds newer data (or not what was seen): left alone
-    SOURCE_CHANGED = "source changed"  # the source item changed since it was read: re-plan or leave to stream
+    SOURCE_CHANGED = "source changed"  # the user left the key since it was read: undone, re-plan
     FAILED = "failed"                  # AWS kept refusing after retries
 
 
@@ -237,19 +240,10 @@ def target_condition(condition: TargetCondition) -> dict[str, Any]:
     return expr.params(f"attribute_exists({expr.name('state')}) AND {_equal_fields(expr, condition.seen, names)}")
 
 
-def source_condition(guard: SourceGuard) -> dict[str, Any]:
-    """ConditionExpression parameters checking that the source item still projects as read."""
-    expr = _Expression()
-    if guard.fields is None:
-        return expr.params(f"attribute_not_exists({expr.name('email')})")
-    return expr.params(f"attribute_exists({expr.name('email')}) AND "
-                       f"{_equal_fields(expr, guard.fields, ('state', 'city', 'active'))}")
-
-
 # --- adapter --------------------------------------------------------------------------------------
 
 class ConditionalTargetWriter:
-    """Applies guarded writes: single conditional Put/Delete, or transactions when the source is guarded.
+    """Applies guarded writes as conditional PutItem/DeleteItem, confirming the source of guarded puts.
 
     `calls` counts every DynamoDB request (reads included) for tests and benchmarks.
     """
@@ -300,38 +294,35 @@ class ConditionalTargetWriter:
         return found
 
     def create_missing(self, writes: Sequence[GuardedWrite]) -> list[WriteResult]:
-        """The bulk path of backfill and repairs: create each missing item, then confirm its source did not change.
-
-        Cheaper than a transaction per item (1 WCU, no check item): a conditional PutItem creates the item
-        only where none exists, then one BatchGetItem re-reads the sources; an item whose user moved or
-        left meanwhile is deleted again — only if it is still exactly what we wrote (else the stream has
-        written something newer there, which stays). Its outcome is SOURCE_CHANGED, to re-plan.
-        """
+        """The bulk path of backfill and repairs: skip items already present (one BatchGetItem per 100),
+        create the others where none exists, and confirm their sources."""
         present = self.existing_keys([write.key for write in writes])
         results = [WriteResult(w, Outcome.SUPERSEDED) if w.key in present else self._single(w) for w in writes]
-        created = [r.write for r in results if r.outcome is Outcome.APPLIED]
-        sources = self.read_sources([w.source.email for w in created if w.source is not None])
-        moved: set[TargetKey] = set()
-        for write in created:
-            assert write.source is not None and write.item is not None
-            if SourceGuard.of(write.source.email, sources.get(write.source.email)) != write.source:
-                undo = GuardedWrite(write.key, None, TargetCondition.unchanged(write.item))
-                if self._single(undo).outcome is Outcome.FAILED:
-                    raise RuntimeError(f"could not undo a stale backfill write at {write.key.as_key()}")
-                moved.add(write.key)
-        return [WriteResult(r.write, Outcome.SOURCE_CHANGED) if r.write.key in moved and r.outcome is Outcome.APPLIED
-                else r for r in results]
+        return self._confirm_sources(results)
 
     def apply(self, writes: Sequence[GuardedWrite]) -> list[WriteResult]:
-        """Apply every write; each gets an outcome (results in input order)."""
-        results: dict[int, WriteResult] = {}
-        guarded = [(i, w) for i, w in enumerate(writes) if w.source is not None]
-        for index, write in enumerate(writes):
-            if write.source is None:
-                results[index] = self._single(write)
-        for start in range(0, len(guarded), MAX_TRANSACTION_PAIRS):
-            results.update(self._transact(guarded[start:start + MAX_TRANSACTION_PAIRS]))
-        return [results[i] for i in range(len(writes))]
+        """Apply every write in order and confirm the sources of guarded puts (results in input order)."""
+        return self._confirm_sources([self._single(write) for write in writes])
+
+    def _confirm_sources(self, results: list[WriteResult]) -> list[WriteResult]:
+        """Undo applied puts whose user no longer projects to their key; those become SOURCE_CHANGED."""
+        landed = [r.write for r in results
+                  if r.outcome is Outcome.APPLIED and r.write.source is not None and r.write.item is not None]
+        if not landed:
+            return results
+        sources = self.read_sources([write.source.email for write in landed if write.source is not None])
+        undone: set[TargetKey] = set()
+        for write in landed:
+            assert write.source is not None and write.item is not None
+            if target_key(sources.get(write.source.email)) == write.key:
+                continue  # a change of other fields is newer than our read: its stream record follows
+            undo = self._single(GuardedWrite(write.key, None, TargetCondition.unchanged(write.item)))
+            if undo.outcome is Outcome.FAILED:
+                raise RuntimeError(f"could not undo a write at {write.key.as_key()}: {undo.error}")
+            undone.add(write.key)
+        return [WriteResult(r.write, Outcome.SOURCE_CHANGED)
+                if r.outcome is Outcome.APPLIED and r.write.key in undone and r.write.source is not None else r
+                for r in results]
 
     def _single(self, write: GuardedWrite) -> WriteResult:
         params = target_condition(write.condition)
@@ -349,69 +340,6 @@ class ConditionalTargetWriter:
         except _GaveUp as gave_up:
             return WriteResult(write, Outcome.FAILED, gave_up.error)
         return WriteResult(write, Outcome.APPLIED)
-
-    def _transact(self, pairs: list[tuple[int, GuardedWrite]]) -> dict[int, WriteResult]:
-        """One transaction for up to 50 pairs. A pair whose own condition fails is settled and the rest go
-        again at once (progress); contention or throttling backs off and counts as an attempt."""
-        results: dict[int, WriteResult] = {}
-        pending = list(pairs)
-        attempt, last_error = 0, ""
-        while pending and attempt < self._backoff.max_attempts:
-            if attempt:
-                self._backoff.wait(attempt)
-            items = [action for _, write in pending for action in self._actions(write)]
-            self.calls += 1
-            try:
-                self._dynamodb.transact_write_items(TransactItems=items)
-            except ClientError as error:
-                code = _code(error)
-                if code != "TransactionCanceledException":
-                    last_error = _describe(error)
-                    if code not in _RETRYABLE:
-                        break
-                    attempt += 1
-                    continue
-                settled = self._settle(pending, error.response.get("CancellationReasons") or [], results)
-                if settled:
-                    pending = [(i, w) for i, w in pending if i not in results]
-                else:
-                    attempt += 1
-                    last_error = _describe(error)
-                continue
-            except BotoCoreError as error:
-                last_error, attempt = f"{type(error).__name__}: {error}", attempt + 1
-                continue
-            for index, write in pending:
-                results[index] = WriteResult(write, Outcome.APPLIED)
-            pending = []
-        for index, write in pending:
-            results[index] = WriteResult(write, Outcome.FAILED, last_error or "transaction not applied")
-        return results
-
-    @staticmethod
-    def _settle(pending: list[tuple[int, GuardedWrite]], reasons: Sequence[Mapping[str, Any]],
-                results: dict[int, WriteResult]) -> int:
-        """Record the pairs a cancelled transaction refused on their own conditions; how many there were."""
-        settled = 0
-        for pair_index, (index, write) in enumerate(pending):
-            if _reason(reasons, 2 * pair_index) == "ConditionalCheckFailed":
-                results[index] = WriteResult(write, Outcome.SOURCE_CHANGED)
-                settled += 1
-            elif _reason(reasons, 2 * pair_index + 1) == "ConditionalCheckFailed":
-                results[index] = WriteResult(write, Outcome.SUPERSEDED)
-                settled += 1
-        return settled
-
-    def _actions(self, write: GuardedWrite) -> list[dict[str, Any]]:
-        assert write.source is not None
-        check = {"ConditionCheck": {"TableName": self.users_table, "Key": typed_item({"email": write.source.email}),
-                                    **source_condition(write.source)}}
-        params = target_condition(write.condition)
-        if write.item is None:
-            change = {"Delete": {"TableName": self.target_table, "Key": typed_item(write.key.as_key()), **params}}
-        else:
-            change = {"Put": {"TableName": self.target_table, "Item": typed_item(write.item), **params}}
-        return [check, change]
 
     def _call(self, request: Callable[[], Any]) -> Any:
         """One request, retried with backoff on throttling and connection trouble."""
@@ -443,10 +371,6 @@ def _code(error: ClientError) -> str:
 
 def _describe(error: ClientError) -> str:
     return f"{_code(error)}: {error.response.get('Error', {}).get('Message', '')}"
-
-
-def _reason(reasons: Sequence[Mapping[str, Any]], index: int) -> str:
-    return str(reasons[index].get("Code", "")) if index < len(reasons) else ""
 
 
 # --- replaying one dead-lettered replication record ------------------------------------------------

@@ -254,3 +254,32 @@ def test_a_letter_the_replication_consumer_wrote_itself_is_redriven(aws: StageRe
 
 def key_of(u: dict[str, Any]) -> TargetKey:
     return TargetKey(u["state"], f"{u['city']}#{u['email']}")
+
+
+def test_a_user_who_moves_while_her_letter_is_replayed_is_not_resurrected(aws: StageResources,
+                                                                         run_ops: RunOps) -> None:
+    # GIVEN alice's INSERT was dead-lettered; she moves, and the stream replicates the move, in the
+    # instant between redrive reading her and writing her old place
+    alice, moved = user(1), user(1, city="Shelbyville")
+    put_items(aws["UsersTable"], [alice])
+    send_letters(aws["StreamDlqUrl"], DeadLetter("replication", "target write failed after retries", "e", 8,
+                                                 insert(alice)))
+    real = clients.client("dynamodb")
+    moved_once = {"done": False}
+
+    def move_first(call: Any, **kw: Any) -> Any:
+        if not moved_once["done"]:
+            moved_once["done"] = True
+            put_items(aws["UsersTable"], [moved])
+            clients.override("dynamodb", real)
+            components.replication_consumer().handle([modify(alice, moved)])
+            clients.override("dynamodb", faulty)
+        return call(**kw)
+
+    faulty = FaultyClient(real, put_item=move_first)
+    clients.override("dynamodb", faulty)
+
+    # WHEN redriving THEN only her new place is in the target, as the stream wrote it
+    assert run_ops("redrive") == 0
+    assert public_target(aws["UsersByLocationTable"]) == {key_of(moved): project_user(moved)}
+    assert depth(aws["StreamDlqUrl"]) == 0

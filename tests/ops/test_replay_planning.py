@@ -14,7 +14,6 @@ from chalicelib.replication.replay import (
     plan_backfill,
     plan_repair,
     plan_replay,
-    source_condition,
     target_condition,
 )
 from chalicelib.stream.record import StreamRecord
@@ -104,10 +103,12 @@ def test_condition_expressions() -> None:
     older = target_condition(plan_replay(StreamRecord(insert(user(1), sequence_number="123")), user(1))[0].condition)
     assert older["ConditionExpression"] == "attribute_not_exists(#n0) OR attribute_not_exists(#n1) OR #n1 < :v0"
     assert older["ExpressionAttributeValues"] == {":v0": {"S": stored_sequence("123")}}
-    guard = source_condition(SourceGuard.of("a@example.com", {"email": "a@example.com", "state": "CA", "city": "X"}))
-    assert guard["ConditionExpression"] == ("attribute_exists(#n0) AND #n1 = :v0 AND #n2 = :v1 "
-                                            "AND attribute_not_exists(#n3)")
-    assert source_condition(SourceGuard.of("a@example.com", None))["ConditionExpression"] == "attribute_not_exists(#n0)"
+    seen = {**project_user(user(1)), SEQUENCE_ATTRIBUTE: stored_sequence("9")}  # type: ignore[dict-item]
+    unchanged = target_condition(plan_repair(key_of(user(1)), None, seen).condition)  # type: ignore[union-attr]
+    assert unchanged["ConditionExpression"] == ("attribute_exists(#n0) AND #n1 = :v0 AND #n2 = :v1 AND #n3 = :v2 "
+                                                "AND #n4 = :v3 AND #n5 = :v4")
+    assert target_condition(plan_backfill(user(1)).condition)["ConditionExpression"] == (  # type: ignore[union-attr]
+        "attribute_not_exists(#n0)")
 
 
 def test_drift_finds_missing_stale_and_orphaned_items_ignoring_the_stream_position() -> None:
