@@ -59,6 +59,7 @@ def test_backfill_of_2000_items_then_verify_finds_no_drift(aws: StageResources, 
     assert counter["BatchWriteItem"] == 0 and counter["TransactWriteItems"] == 0
     out = capsys.readouterr().out
     assert "backfill complete" in out and "2,000" in out
+    assert "items/s" in out and "ETA" in out  # the progress bar's rate and time left
 
     # AND verify finds no drift
     assert run_ops("verify") == 0
