@@ -38,7 +38,7 @@ from ops.progress import progress_bar
 from ops.stage_options import STATE_DIR, add_config_option, console, settings_of
 from ops.table_scan import TableScanner
 
-HELP = "Copy every existing source item into the target (parallel, resumable, safe while the stream runs)."
+HELP = "copy every existing source item into the target (parallel, resumable, safe while the stream runs)"
 SOURCE_REREADS = 2
 
 

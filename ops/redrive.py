@@ -44,7 +44,7 @@ from ops.dead_letter_inbox import DeadLetterInbox, InboxMessage, body_preview
 from ops.stage_options import add_config_option, console, settings_of
 from ops.stream_batch_failure import STREAM_RETENTION_HINT, StreamBatchFailure, StreamBatchReader
 
-HELP = "Replay dead letters through the consumer that failed them; each is deleted only once applied."
+HELP = "replay dead letters through the consumer that failed them; each is deleted only once applied"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ from ops.dead_letter_inbox import RAW_INGEST_REASON, DeadLetterInbox, InboxMessa
 from ops.stage_options import add_config_option, console, settings_of
 from ops.table_scan import TableScanner
 
-HELP = "Show item counts, queue depths and (--peek) dead letters by consumer and reason."
+HELP = "show item counts, queue depths and (--peek) dead letters by consumer and reason"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

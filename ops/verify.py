@@ -27,7 +27,7 @@ from ops.progress import progress_bar
 from ops.stage_options import add_config_option, console, settings_of
 from ops.table_scan import Page, TableScanner
 
-HELP = "Report drift between source and target (missing, stale, orphaned); exit 1 on drift; --fix repairs it."
+HELP = "report drift between source and target (missing, stale, orphaned); exit 1 on drift; --fix repairs it"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
