@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice.local import LambdaContext
 
-from local_stack.delivery import Outcome, outcome_of
+from local_stack.delivery import Outcome, Result, outcome_of
 
 logger = logging.getLogger("local_stack.delivery")
 
@@ -59,8 +59,11 @@ class Invoker:
 
     def __init__(self, name: str, handler: Callable[[dict[str, Any], Any], Any], report_failures: bool = False,
                  faults: FaultHook | None = None, timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, function_name: str | None = None,
+                 memory_mb: int = DEFAULT_MEMORY_MB):
         self.name = name
+        self.function_name = function_name or name  # as deployed: <app>-<stage>-<name>
+        self._memory_mb = memory_mb
         self.report_failures = report_failures
         self.invocations = 0
         self._handler = handler
@@ -77,11 +80,14 @@ class Invoker:
         error: BaseException | None = None
         try:
             self._faults.check(self.name)
-            response = self._handler(event, LambdaContext(self.name, DEFAULT_MEMORY_MB, self._timeout_ms))
+            response = self._handler(event, LambdaContext(self.function_name, self._memory_mb, self._timeout_ms))
         except Exception as raised:  # a handler's exception is an outcome, exactly as Lambda treats it
             error = raised
         seconds = self._clock() - started
         outcome = outcome_of(response, error, item_ids, self.report_failures)
+        if error is None and seconds * 1000 > self._timeout_ms:
+            # Lambda would have stopped the function: the invocation failed, whatever it did meanwhile.
+            outcome = Outcome(Result.FAILED, f"Task timed out after {self._timeout_ms / 1000:.2f} seconds")
         level = logging.INFO if error is None else logging.WARNING
         # A traceback once per distinct error, not on every retry of the same failure.
         error_text = repr(error) if error is not None else ""

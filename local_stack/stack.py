@@ -16,7 +16,7 @@ from local_stack.api import ApiServer
 from local_stack.delivery import RetryPolicy
 from local_stack.deployment import load_mapping_settings, template_variables
 from local_stack.emulator import Emulator, point_process_at
-from local_stack.invocation import FAIL_ONCE_VARIABLE, FaultHook, Invoker
+from local_stack.invocation import DEFAULT_MEMORY_MB, FAIL_ONCE_VARIABLE, FaultHook, Invoker
 from local_stack.queue_poller import BusPoller, QueuePoller
 from local_stack.sources import BusSource, QueueSource, StreamSource, discover, resolve_handler
 from local_stack.stream_poller import StreamPoller
@@ -26,6 +26,7 @@ from ops.stage import PROJECT_DIR, load_config, stage_variables
 logger = logging.getLogger("local_stack")
 
 REGION = "us-east-1"
+DEFAULT_TIMEOUT_S = 60  # Chalice's default lambda_timeout
 
 
 class Poller(Protocol):
@@ -136,11 +137,12 @@ class LocalStack:
             sys.path.insert(0, str(PROJECT_DIR))
         return importlib.import_module("app").app
 
-    def _chalice_config(self) -> Any:
+    def _chalice_config(self, function_name: str = "api_handler") -> Any:
         from chalice.config import Config
 
-        return Config.create(chalice_stage=self.options.stage, app_name="stream-pipeline",
-                             project_dir=str(PROJECT_DIR), config_from_disk=load_config())
+        config = Config(chalice_stage=self.options.stage, user_provided_params={"project_dir": str(PROJECT_DIR)},
+                        config_from_disk=load_config())
+        return config.scope(self.options.stage, function_name)
 
     def _start_pollers(self, app: Any) -> None:
         discovery = discover(app.event_sources)
@@ -153,7 +155,11 @@ class LocalStack:
         retry = RetryPolicy(max_retry_attempts=self.options.max_retry_attempts)
         for source in discovery.sources:
             settings = load_mapping_settings(source.name, variables)
-            invoker = Invoker(source.name, resolve_handler(source.handler_string), settings.report_failures, faults)
+            function = self._chalice_config(source.name)  # timeout and memory as `chalice deploy` sets them
+            invoker = Invoker(source.name, resolve_handler(source.handler_string), settings.report_failures, faults,
+                              timeout_ms=int(function.lambda_timeout or DEFAULT_TIMEOUT_S) * 1000,
+                              function_name=f"{function.app_name}-{self.options.stage}-{source.name}",
+                              memory_mb=int(function.lambda_memory_size or DEFAULT_MEMORY_MB))
             poller: Poller
             if isinstance(source, StreamSource):
                 poller = StreamPoller(source, invoker, boto3.client("dynamodbstreams"), retry, settings,

@@ -230,7 +230,7 @@ class StreamPoller:
         logger.warning("%s: failure record sent to %s", self.source.name, queue)
 
     def _function_arn(self) -> str:
-        return f"arn:aws:lambda:{self._region}:{self._account}:function:{self._invoker.name}"
+        return f"arn:aws:lambda:{self._region}:{self._account}:function:{self._invoker.function_name}"
 
 
 def failure_record(function_arn: str, condition: str, invoke_count: int, shard_id: str,

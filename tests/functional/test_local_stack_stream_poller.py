@@ -52,7 +52,8 @@ def poller(aws: Any, handler: Recorder, clock: Clock, *, batch_size: int = 100, 
            retry: RetryPolicy | None = None) -> StreamPoller:
     source = StreamSource("consumer", "app.consumer", aws["UsersStreamArn"], batch_size, position, window)
     settings = settings or MappingSettings()
-    invoker = Invoker("consumer", handler, settings.report_failures, clock=clock)
+    invoker = Invoker("consumer", handler, settings.report_failures, clock=clock,
+                      function_name="stream-pipeline-test-consumer")
     return StreamPoller(source, invoker, boto3.client("dynamodbstreams"), retry or RetryPolicy(base=1, cap=1),
                         settings, boto3.client("sqs"), clock=clock, wall=lambda: clock.now)
 
@@ -184,7 +185,8 @@ def test_after_its_retries_a_batch_is_given_up_with_lambdas_failure_record_and_t
     [record] = queue_bodies(aws["StreamDlqUrl"])
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 3
-    assert record["requestContext"]["functionArn"].endswith(":function:consumer")
+    assert record["requestContext"]["functionArn"] == (
+        "arn:aws:lambda:us-east-1:123456789012:function:stream-pipeline-test-consumer")
     info = record["DDBStreamBatchInfo"]
     assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (poison[0], poison[0], 1)
     assert info["streamArn"] == aws["UsersStreamArn"]

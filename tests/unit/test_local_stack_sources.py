@@ -81,3 +81,11 @@ def test_an_invoker_turns_an_injected_fault_into_a_failed_delivery_without_calli
     assert calls == []
     assert invoker.invoke({}, ["1"], "test").outcome.describe() == "ok"
     assert invoker.invocations == 2
+
+
+def test_an_invocation_longer_than_the_functions_timeout_fails_as_on_lambda():
+    ticks = iter([0.0, 3.5])
+    invoker = Invoker("fn", lambda event, context: None, timeout_ms=3000, clock=lambda: next(ticks),
+                      function_name="stream-pipeline-dev-fn")
+    delivery = invoker.invoke({}, ["1"], "test")
+    assert delivery.outcome.describe() == "Task timed out after 3.00 seconds"
