@@ -169,3 +169,28 @@ def test_a_busy_port_is_a_clear_error_not_a_hang():
             code = process.stop()
     assert code == 1, process.output()
     assert f"cannot start: emulator port 127.0.0.1:{port} is in use" in process.output()
+
+
+def test_an_invalid_device_message_goes_to_the_ingest_dead_letter_queue_and_is_not_stored(stack):
+    outputs = stack.outputs()
+    sqs = stack.client("sqs")
+    queue = sqs.get_queue_url(QueueName=outputs["IngestQueueName"])["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName=outputs["IngestDlqUrl"].rsplit("/", 1)[-1])["QueueUrl"]
+    marker = uuid.uuid4().hex
+    message_id = sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"user_id": marker}))["MessageId"]
+
+    def dead_letter():
+        for message in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", []):
+            letter = json.loads(message["Body"])
+            if letter.get("record", {}).get("messageId") == message_id:
+                return letter
+        return None
+
+    letter = eventually(dead_letter, FLOW_TIMEOUT)
+    assert letter is not None, stack.output()[-3000:]
+    assert letter["consumer"] == "ingest"
+    assert letter["record"]["eventSource"] == "aws:sqs"  # the Lambda record, unchanged
+    items = stack.client("dynamodb").query(TableName=outputs["DeviceMetadataTable"],
+                                           KeyConditionExpression="user_id = :u",
+                                           ExpressionAttributeValues={":u": {"S": marker}})["Items"]
+    assert items == []
