@@ -25,7 +25,10 @@ class ApiServer:
         # What chalice.local.create_local_server does, with our request handler.
         CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
         app.__class__ = CustomLocalChalice
-        self._server = LocalDevServer(app, config, host, port, handler_cls=_LoggedRequestHandler)
+        try:
+            self._server = LocalDevServer(app, config, host, port, handler_cls=_LoggedRequestHandler)
+        except OSError as error:
+            raise OSError(f"API port {host}:{port}: {error.strerror}") from error
         self.host = host
         self.port = self._server.server.server_address[1]
         self._thread: threading.Thread | None = None
@@ -43,8 +46,9 @@ class ApiServer:
         logger.info("API on %s", self.url)
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
-        self._server.server.shutdown()
+        """Stop serving (if it started: shutdown() waits for serve_forever) and release the port."""
+        if self._thread is not None:
+            self._server.server.shutdown()
         self._server.server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)

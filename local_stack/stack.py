@@ -108,8 +108,9 @@ class LocalStack:
                         f"{name}={value}" for name, value in sorted(self.environment.items()) if name.endswith("_ARN")
                         or name.endswith("_URL")))
         app = self._import_app()
-        self._start_pollers(app)
+        # Bind the API port before any poller runs, so a busy port fails the start cleanly.
         self.api = ApiServer(app, self._chalice_config(), self.options.host, self.options.api_port)
+        self._start_pollers(app)
         self.api.start()
 
     def stop(self) -> None:
@@ -118,7 +119,7 @@ class LocalStack:
         for thread in self._threads:
             thread.join(timeout=10)
         if self.api is not None:
-            self.api.stop()
+            self.api.stop()  # also closes a socket bound by a start that failed later
         self.emulator.stop()
         logger.info("stopped")
 

@@ -155,12 +155,13 @@ def test_the_demo_walks_through_every_flow_against_the_running_stack(stack):
     assert "✗" not in result.stdout
 
 
-def test_a_busy_port_is_a_clear_error_not_a_hang():
+@pytest.mark.parametrize("which", ["emulator", "api"])
+def test_a_busy_port_is_a_clear_error_not_a_hang(which):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        process = LocalStackProcess(emulator_port=port)
+        process = LocalStackProcess(**{f"{which}_port": port})
         try:
             deadline = time.monotonic() + 60
             while process.running and time.monotonic() < deadline:
@@ -168,7 +169,8 @@ def test_a_busy_port_is_a_clear_error_not_a_hang():
         finally:
             code = process.stop()
     assert code == 1, process.output()
-    assert f"cannot start: emulator port 127.0.0.1:{port} is in use" in process.output()
+    assert "cannot start" in process.output() and str(port) in process.output()
+    assert "local stack ready" not in process.output()
 
 
 def test_an_invalid_device_message_goes_to_the_ingest_dead_letter_queue_and_is_not_stored(stack):
