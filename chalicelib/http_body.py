@@ -23,6 +23,18 @@ def json_object(raw_body: bytes | str | None) -> dict[str, Any]:
     return value
 
 
+def bounded_text(value: Any, field: str, max_length: int, error: type[Exception]) -> str:
+    """`value` as a trimmed, non-empty string of at most `max_length` characters, or `error` naming `field`."""
+    if not isinstance(value, str):
+        raise error(f"{field}: must be a string, got {json_type(value)}")
+    text = value.strip()
+    if not text:
+        raise error(f"{field}: must not be empty")
+    if len(text) > max_length:
+        raise error(f"{field}: must be at most {max_length} characters, got {len(text)}")
+    return text
+
+
 def json_type(value: Any) -> str:
     """The JSON name of a parsed value's type, for error messages."""
     if value is None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.clock import iso_utc
+from chalicelib.http_body import json_type
 
 FIELDS: tuple[str, ...] = ("user_id", "device", "location")
 MAX_FIELD_CHARS = 256
@@ -86,7 +87,7 @@ def parse_message(record: Any) -> DeviceSighting | Rejection:
     except RecursionError:  # a body of thousands of nested brackets: not a message anyone meant to send
         return Rejection("body is not JSON", "nested too deeply to parse")
     if not isinstance(body, dict):
-        return Rejection("body is not a JSON object", f"got {_json_kind(body)}")
+        return Rejection("body is not a JSON object", f"got {json_type(body)}")
 
     values: dict[str, str] = {}
     problems: list[tuple[str, str]] = []
@@ -107,7 +108,7 @@ def check_field(name: str, body: Mapping[str, Any]) -> str | Rejection:
         return Rejection(f"field {name} is missing", f"{name}: absent")
     value = body[name]
     if not isinstance(value, str):
-        return Rejection(f"field {name} is not a string", f"{name}: got {_json_kind(value)}")
+        return Rejection(f"field {name} is not a string", f"{name}: got {json_type(value)}")
     trimmed = value.strip()
     if not trimmed:
         return Rejection(f"field {name} is empty", f"{name}: {value!r}")
@@ -162,17 +163,3 @@ def _kind(value: Any) -> str:
     if isinstance(value, str):
         return "an empty string" if not value.strip() else "a string"
     return f"a {type(value).__name__}"
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.http_body import json_type
+from chalicelib.http_body import bounded_text, json_type
 from chalicelib.orders.pricing import LineItem, UnstorableTotal, canonical, is_storable_number, order_total
 
 ORDER_FIELDS = ("name", "items")
@@ -78,25 +78,11 @@ def _line_item(item: Any, where: str, from_api: bool) -> LineItem:
 
 
 def _name(value: Any) -> str:
-    if not isinstance(value, str):
-        raise InvalidOrder(f"name: must be a string, got {json_type(value)}")
-    name = value.strip()
-    if not name:
-        raise InvalidOrder("name: must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidOrder(f"name: must be at most {MAX_NAME_LENGTH} characters, got {len(name)}")
-    return name
+    return bounded_text(value, "name", MAX_NAME_LENGTH, InvalidOrder)
 
 
 def _sku(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidOrder(f"{field}: must be a string, got {json_type(value)}")
-    sku = value.strip()
-    if not sku:
-        raise InvalidOrder(f"{field}: must not be empty")
-    if len(sku) > MAX_SKU_LENGTH:
-        raise InvalidOrder(f"{field}: must be at most {MAX_SKU_LENGTH} characters, got {len(sku)}")
-    return sku
+    return bounded_text(value, field, MAX_SKU_LENGTH, InvalidOrder)
 
 
 def _quantity(value: Any, field: str, from_api: bool) -> int:

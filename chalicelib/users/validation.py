@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.http_body import json_type
+from chalicelib.http_body import bounded_text, json_type
 
 REQUIRED_FIELDS = ("email", "state", "city", "zipcode")
 OPTIONAL_FIELDS = ("active",)
@@ -37,14 +37,7 @@ def normalize_email(value: Any, field: str = "email") -> str:
 
 
 def _place(body: Mapping[str, Any], field: str) -> str:
-    value = body[field]
-    if not isinstance(value, str):
-        raise InvalidUser(f"{field}: must be a string, got {json_type(value)}")
-    text = value.strip()
-    if not text:
-        raise InvalidUser(f"{field}: must not be empty")
-    if len(text) > MAX_PLACE_LENGTH:
-        raise InvalidUser(f"{field}: must be at most {MAX_PLACE_LENGTH} characters, got {len(text)}")
+    text = bounded_text(body[field], field, MAX_PLACE_LENGTH, InvalidUser)
     if field == "city" and "#" in text:
         raise InvalidUser("city: must not contain '#'")
     return text
