@@ -69,7 +69,7 @@ def fanout_consumer(dead_letters: DeadLetterQueue | None = None) -> FanoutConsum
     config = settings()
     publisher = EventPublisher(clients.client("events"), config.event_bus_name,
                                Backoff(max_attempts=config.fanout_max_attempts))
-    return FanoutConsumer(publisher, dead_letters or stream_dead_letters(), config.event_source)
+    return FanoutConsumer(publisher, dead_letters or stream_dead_letters(), config.event_source, config.users_table)
 
 
 def ingest_consumer(dead_letters: DeadLetterQueue | None = None) -> IngestConsumer:

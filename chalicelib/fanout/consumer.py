@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
+from chalicelib.clock import Clock, utc_now
 from chalicelib.config import DEFAULT_EVENT_SOURCE
 from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, describe_error
 from chalicelib.fanout.events import EventTooLarge, FanoutEntry, build_entry
@@ -34,10 +36,13 @@ class FanoutConsumer:
     """Publishes a batch of stream records to the event bus; what cannot be published is dead-lettered."""
 
     def __init__(self, publisher: EventPublisher, dead_letters: DeadLetterQueue,
-                 source: str = DEFAULT_EVENT_SOURCE):
+                 source: str = DEFAULT_EVENT_SOURCE, table: str = "", clock: Clock = utc_now):
         self._publisher = publisher
         self._dead_letters = dead_letters
         self._source = source
+        self._table = table  # the stream's table, for records that lack eventSourceARN
+        self._clock = clock
+        self._received_at: datetime | None = None  # for records that lack ApproximateCreationDateTime
         self._dispatcher = StreamDispatcher(CONSUMER)
         self._dispatcher.on_insert(self._entry_for)
         self._dispatcher.on_modify(self._entry_for)
@@ -45,7 +50,7 @@ class FanoutConsumer:
 
     def _entry_for(self, record: StreamRecord) -> FanoutEntry:
         try:
-            return build_entry(record, self._source)
+            return build_entry(record, self._source, table=self._table, received_at=self._received_at)
         except EventTooLarge as error:
             raise HandlerError(str(error)) from error
         except (TypeError, ValueError) as error:  # e.g. a number DynamoDB cannot hold (NaN) in a forged image
@@ -53,6 +58,7 @@ class FanoutConsumer:
 
     def handle(self, raw_records: Iterable[Any]) -> dict[str, list[Any]]:
         """Process one Lambda batch. Raises only when dead letters cannot be stored."""
+        self._received_at = self._clock()
         report = self._dispatcher.dispatch(raw_records)
         # Nothing was sent for these records: attempts 0.
         letters = [

@@ -26,14 +26,19 @@ class EventTooLarge(ValueError):
     """Even without images the entry is over EventBridge's limit (keys or attribute names too large)."""
 
 
-def event_detail(record: StreamRecord, *, truncated: bool = False) -> dict[str, Any]:
-    """The SPEC's Detail for `record`; `truncated` drops both images (consumers re-read by `keys`)."""
-    created = record.created_at
+def event_detail(record: StreamRecord, *, truncated: bool = False, table: str = "",
+                 received_at: datetime | None = None) -> dict[str, Any]:
+    """The SPEC's Detail for `record`; `truncated` drops both images (consumers re-read by `keys`).
+
+    `table` names the table when the record has no eventSourceARN (the consumer knows its stream's table),
+    and `received_at` stands in for a missing ApproximateCreationDateTime, so that both fields keep their
+    types (strings) for subscribers; without them such a record gets nulls.
+    """
+    created = record.created_at or received_at
     return {
         "eventID": record.event_id,
         "eventName": record.event_name_text,
-        # A record without eventSourceARN names no table: null, not a guess.
-        "table": record.table_name or None,
+        "table": record.table_name or table or None,
         "sequenceNumber": record.sequence_number,
         "approximateCreationDateTime": iso_utc(created) if created is not None else None,
         "keys": record.keys,
@@ -72,15 +77,17 @@ class FanoutEntry:
         return self.record.event_id
 
 
-def build_entry(record: StreamRecord, source: str) -> FanoutEntry:
+def build_entry(record: StreamRecord, source: str, *, table: str = "",
+                received_at: datetime | None = None) -> FanoutEntry:
     """The entry for `record` (the publisher names the bus); images are dropped (`truncated`) only when the
-    whole entry would be too large."""
-    created: datetime | None = record.created_at
+    whole entry would be too large. `table`, `received_at`: see `event_detail` (Time follows the Detail)."""
+    created: datetime | None = record.created_at or received_at
     for truncated in (False, True):
+        detail = event_detail(record, truncated=truncated, table=table, received_at=received_at)
         entry: dict[str, Any] = {
             "Source": source,
             "DetailType": record.event_name_text,
-            "Detail": exact_json.dumps(event_detail(record, truncated=truncated)),
+            "Detail": exact_json.dumps(detail),
         }
         if created is not None:  # without it EventBridge stamps the time of the call
             entry["Time"] = created
