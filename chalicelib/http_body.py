@@ -18,6 +18,8 @@ def json_object(raw_body: bytes | str | None) -> dict[str, Any]:
         value = json.loads(text, parse_float=Decimal)
     except (UnicodeDecodeError, ValueError) as error:
         raise BadRequestError(f"body: invalid JSON ({error})") from None
+    except RecursionError:
+        raise BadRequestError("body: invalid JSON (nested too deeply)") from None
     if not isinstance(value, dict):
         raise BadRequestError(f"body: must be a JSON object, got {json_type(value)}")
     return value
@@ -28,6 +30,8 @@ def bounded_text(value: Any, field: str, max_length: int, error: type[Exception]
     if not isinstance(value, str):
         raise error(f"{field}: must be a string, got {json_type(value)}")
     text = value.strip()
+    if not _is_unicode_text(text):
+        raise error(f"{field}: must be valid Unicode text (no unpaired surrogate escapes)")
     if not text:
         raise error(f"{field}: must not be empty")
     if len(text) > max_length:
@@ -48,3 +52,12 @@ def json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def _is_unicode_text(text: str) -> bool:
+    """False for strings holding lone surrogates (JSON escapes like "\\ud800"), which no store can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -18,9 +18,10 @@ def parse_limit(text: str | None) -> int:
     """`limit` query parameter: an integer 1–100, default 50."""
     if text is None or text == "":
         return DEFAULT_LIMIT
-    if not text.strip().isdigit():
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()):  # str.isdigit alone takes '²', which int() refuses
         raise BadRequestError(f"limit: must be an integer from 1 to {MAX_LIMIT}, got {text!r}")
-    limit = int(text)
+    limit = int(digits)
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequestError(f"limit: must be an integer from 1 to {MAX_LIMIT}, got {limit}")
     return limit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote
@@ -20,6 +21,9 @@ from chalicelib.users.validation import (
     validate_new_user,
     validate_user_patch,
 )
+
+# What RFC 3986 lets a path segment hold as is, so Location reads /users/a+b@example.com, not a%2Bb.
+PATH_SEGMENT_SAFE = "@!$&'()*+,;=:"
 
 
 class UsersRoutes:
@@ -42,7 +46,7 @@ class UsersRoutes:
         except UserExists:
             raise ConflictError(f"email: a user with email {user['email']!r} already exists") from None
         return Response(body=user, status_code=201,
-                        headers={"Location": f"/users/{quote(user['email'], safe='@')}"})
+                        headers={"Location": f"/users/{quote(user['email'], safe=PATH_SEGMENT_SAFE)}"})
 
     def get(self, raw_email: str) -> dict[str, Any]:
         """GET /users/{email} → the user, or 404."""
@@ -85,7 +89,7 @@ class UsersRoutes:
         if city is not None and (not city or "#" in city or len(city) > MAX_PLACE_LENGTH):
             raise BadRequestError("city: must be a non-empty city name without '#'")
         limit = parse_limit(params.get("limit"))
-        scope = f"users|{state}|{city or ''}"
+        scope = json.dumps(["users", state, city])  # unambiguous: state and city may hold any separator
         start_key = decode_token(params.get("next"), scope)
         try:
             page = self._repository().list_by_location(state, city, limit, start_key)

@@ -17,7 +17,7 @@ MAX_EMAIL_LENGTH = 254
 # One pragmatic address shape: local@domain.tld, no spaces, no second @, a dot in the domain.
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
-_ZIPCODE = re.compile(r"^[0-9]{5}(?:-[0-9]{4})?$")
+_ZIPCODE = re.compile(r"[0-9]{5}(?:-[0-9]{4})?")
 
 
 class InvalidUser(ValueError):
@@ -46,7 +46,7 @@ def _place(body: Mapping[str, Any], field: str) -> str:
 def _zipcode(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidUser(f"zipcode: must be a string like \"02134\" or \"02134-1234\", got {json_type(value)}")
-    if not _ZIPCODE.match(value):
+    if not _ZIPCODE.fullmatch(value):  # fullmatch: `$` alone would let "02134\n" through
         raise InvalidUser(f"zipcode: {value!r} must be NNNNN or NNNNN-NNNN")
     return value
 
