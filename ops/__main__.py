@@ -9,8 +9,17 @@ import argparse
 import importlib
 import logging
 import sys
+from contextlib import nullcontext
+
+from botocore.exceptions import BotoCoreError
+
+from chalicelib.config import ConfigurationError
+from ops.stage import StageConfigError
+from ops.stage_options import stage_environment
 
 VERBS = ("provision", "backfill", "verify", "redrive", "status")
+# Verbs on an existing stage: they run with its variables (provision creates or updates the stage itself).
+STAGE_VERBS = ("backfill", "verify", "redrive", "status")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    prog = f"python -m ops {args.verb}"
+    try:
+        with stage_environment(args.stage, args.config) if args.verb in STAGE_VERBS else nullcontext():
+            return int(args.run(args) or 0)
+    except (StageConfigError, ConfigurationError) as error:  # the operator's to fix: one line, as argparse does
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except BotoCoreError as error:  # no credentials, no region, endpoint not reachable (local stack not running)
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

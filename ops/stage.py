@@ -14,16 +14,32 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 CONFIG_PATH = PROJECT_DIR / ".chalice" / "config.json"
 
 
+class StageConfigError(Exception):
+    """The config file cannot be read, or does not hold the stage (said in one line, for the operator)."""
+
+
+class UnknownStage(StageConfigError, KeyError):
+    """The stage is not in the config file (a KeyError too, for callers that treat it as a lookup)."""
+
+    def __str__(self) -> str:  # KeyError's own str() would quote the message
+        return str(self.args[0]) if self.args else "unknown stage"
+
+
 def load_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
-    """The whole Chalice config file."""
-    return json.loads(path.read_text())
+    """The whole Chalice config file (StageConfigError when it is missing or not JSON)."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as error:
+        raise StageConfigError(f"cannot read {path}: {error.strerror or error}") from error
+    except ValueError as error:
+        raise StageConfigError(f"cannot read {path}: not JSON ({error})") from error
 
 
 def stage_variables(stage: str, path: Path = CONFIG_PATH) -> dict[str, str]:
-    """`environment_variables` of `stage` (KeyError naming the stage when it is not configured)."""
+    """`environment_variables` of `stage` (UnknownStage, a KeyError, naming the stage when it is not configured)."""
     stages = load_config(path).get("stages", {})
     if stage not in stages:
-        raise KeyError(f"stage {stage!r} is not in {path} (stages: {', '.join(sorted(stages))})")
+        raise UnknownStage(f"stage {stage!r} is not in {path} (stages: {', '.join(sorted(stages))})")
     return dict(stages[stage].get("environment_variables", {}))
 
 

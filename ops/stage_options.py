@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import boto3
 from rich.console import Console
 
 from chalicelib.config import Settings
-from ops.stage import CONFIG_PATH, PROJECT_DIR, stage_settings
+from ops.stage import CONFIG_PATH, PROJECT_DIR, stage_settings, stage_variables
 
 STATE_DIR = PROJECT_DIR / ".ops-state"
 
@@ -22,6 +26,36 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
 def settings_of(args: argparse.Namespace) -> Settings:
     """The stage's settings: config.json's stage variables, overridden by the process environment."""
     return stage_settings(args.stage, getattr(args, "config", CONFIG_PATH))
+
+
+@contextmanager
+def stage_environment(stage: str, path: Path = CONFIG_PATH) -> Iterator[dict[str, str]]:
+    """The process environment as the stage's Lambda functions see it, for the duration of a verb.
+
+    The verbs run the app's own consumers (redrive), which read their configuration from the environment:
+    each of the stage's variables not already set in the process is set from config.json. When no AWS region
+    is configured at all, the stage's region is taken from its ARNs (that is where its resources are), so
+    `AWS_ENDPOINT_URL` and any credentials are all the local stack needs. Everything is restored afterwards.
+    """
+    variables = stage_variables(stage, path)
+    added = {name: value for name, value in variables.items() if value and not os.environ.get(name)}
+    region = _region_of(variables)
+    if region and not boto3.session.Session().region_name:
+        added["AWS_DEFAULT_REGION"] = region
+    os.environ.update(added)  # clients are cached per endpoint and region: a region set here gets its own
+    try:
+        yield variables
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _region_of(variables: dict[str, str]) -> str | None:
+    for name in ("USERS_STREAM_ARN", "ORDERS_STREAM_ARN"):
+        parts = variables.get(name, "").split(":")
+        if len(parts) > 3 and parts[0] == "arn" and parts[3]:
+            return parts[3]
+    return None
 
 
 def console() -> Console:
