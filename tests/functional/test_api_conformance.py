@@ -13,6 +13,8 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import clients
+from tests.support.events import stream_event
+from tests.support.streams import StreamReader
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON = {"Content-Type": "application/json"}
@@ -234,20 +236,30 @@ def test_the_committed_dev_stage_serves_the_api_from_its_own_table_names(monkeyp
             _create_dev_tables(dynamodb)
             from app import app
 
-            # WHEN the API is driven through Chalice's test client on stage "dev" of the committed config
+            def stream_of(table: str) -> StreamReader:
+                return StreamReader(dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"])
+
+            users_stream = stream_of("stream-pipeline-dev-users")
+            orders_stream = stream_of("stream-pipeline-dev-orders")
+
+            # WHEN the API is driven through Chalice's test client on stage "dev" of the committed config,
+            # and the tables' real stream records are handed to the stream functions as Lambda would
             with Client(app, stage_name="dev", project_dir=str(ROOT)) as client:
                 created = post(client, "/users", USER)
-                put_target({"UsersByLocationTable": "stream-pipeline-dev-users-by-location"}, "NY", "Brooklyn",
-                           USER["email"])
+                client.lambda_.invoke("replicate_users", stream_event(*users_stream.read()))
                 listed = client.http.get("/users?state=NY").json_body
                 order = post(client, "/orders", ORDER)
                 pending = client.http.get("/orders?status=PENDING").json_body
+                client.lambda_.invoke("process_orders", stream_event(*orders_stream.read()))
+                processed = client.http.get(order.headers["Location"])
 
             # THEN every answer is right and every write landed in the dev tables
             assert created.status_code == 201 and created.headers["Location"] == "/users/ada@example.com"
-            assert [u["email"] for u in listed["items"]] == ["ada@example.com"] and listed["next"] is None
+            assert listed == {"items": [{"state": "NY", "city": "Brooklyn", "email": "ada@example.com",
+                                         "active": True, "city_email": "Brooklyn#ada@example.com"}], "next": None}
             assert order.status_code == 202 and [o["id"] for o in pending["items"]] == [order.json_body["id"]]
+            assert processed.json_body["status"] == "PROCESSED" and b'"total":0.3' in processed.body
             assert dynamodb.scan(TableName="stream-pipeline-dev-users")["Count"] == 1
-            assert dynamodb.scan(TableName="stream-pipeline-dev-orders")["Count"] == 1
+            assert dynamodb.scan(TableName="stream-pipeline-dev-users-by-location")["Count"] == 1
     finally:
         clients.reset()
