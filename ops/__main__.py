@@ -11,7 +11,7 @@ import logging
 import sys
 from contextlib import nullcontext
 
-from botocore.exceptions import BotoCoreError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import ConfigurationError
 from ops.stage import StageConfigError
@@ -46,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BotoCoreError as error:  # no credentials, no region, endpoint not reachable (local stack not running)
         print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except ClientError as error:  # e.g. a table of a stage not provisioned (in this account, region, endpoint)
+        code = error.response.get("Error", {}).get("Code", "")
+        hint = f" (is stage {args.stage} provisioned here?)" if "NotFound" in code or "NonExistent" in code else ""
+        print(f"{prog}: error: {error}{hint}", file=sys.stderr)
         return 1
 
 

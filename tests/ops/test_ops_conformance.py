@@ -160,3 +160,24 @@ def test_an_unreachable_emulator_is_a_clear_error(tmp_path: Path, stage_config: 
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "Could not connect to the endpoint URL" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("verb", ["verify", "backfill", "redrive"])
+def test_a_stage_whose_resources_do_not_exist_is_a_clear_error(
+        verb: str, aws: StageResources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a stage recorded in the config but never provisioned in this account
+    variables = {name: value.replace("-test-", "-gone-").replace("-test", "-gone")
+                 for name, value in aws.env().items()}
+    for name in variables:
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"stages": {"gone": {"environment_variables": variables}}}))
+
+    # WHEN a verb runs on it THEN it exits 1 with one line naming the missing resource, no traceback
+    options = {"verify": ["--no-progress"], "backfill": ["--no-progress", "--checkpoint", str(tmp_path / "cp")],
+               "redrive": ["--wait-seconds", "0"]}[verb]
+    assert main([verb, "--stage", "gone", "--config", str(config), *options]) == 1
+    captured = capsys.readouterr()
+    assert "stream-pipeline-gone" in captured.out + captured.err or "stage gone provisioned" in captured.err
+    assert "Traceback" not in captured.err
