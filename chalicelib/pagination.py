@@ -19,9 +19,12 @@ def parse_limit(text: str | None) -> int:
     if text is None or text == "":
         return DEFAULT_LIMIT
     digits = text.strip()
-    if not (digits.isascii() and digits.isdigit()):  # str.isdigit alone takes '²', which int() refuses
-        raise BadRequestError(f"limit: must be an integer from 1 to {MAX_LIMIT}, got {text!r}")
-    limit = int(digits)
+    # str.isdigit alone takes '²', which int() refuses; int() also refuses over 4300 digits, hence the length check.
+    significant = digits.lstrip("0")
+    if not (digits.isascii() and digits.isdigit()) or len(significant) > len(str(MAX_LIMIT)):
+        shown = repr(text) if len(text) <= 40 else f"a value of {len(text)} characters"
+        raise BadRequestError(f"limit: must be an integer from 1 to {MAX_LIMIT}, got {shown}")
+    limit = int(significant or "0")
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequestError(f"limit: must be an integer from 1 to {MAX_LIMIT}, got {limit}")
     return limit

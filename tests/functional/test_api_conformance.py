@@ -88,13 +88,18 @@ def test_a_hostile_order_body_is_a_400_naming_the_field_and_writes_nothing(chali
 
 
 @pytest.mark.parametrize("path", ["/users?state=NY&limit=", "/orders?status=PENDING&limit="])
-@pytest.mark.parametrize("limit", ["%C2%B2", "%D9%A5", "%EF%BC%95", "1%C2%B2"])
-def test_a_limit_of_non_ascii_digits_is_a_400_naming_limit(chalice_client, path, limit):
-    # WHEN limit is '²', an Arabic-Indic or a full-width digit
+@pytest.mark.parametrize("limit", ["%C2%B2", "%D9%A5", "%EF%BC%95", "1%C2%B2", "9" * 5000])
+def test_a_limit_of_odd_digits_is_a_400_naming_limit(chalice_client, path, limit):
+    # WHEN limit is '²', an Arabic-Indic or a full-width digit, or more digits than int() will read
     response = chalice_client.http.get(path + limit)
     # THEN it is an ordinary 400 naming `limit` (not a 500, not silently read as 5)
     assert response.status_code == 400, response.body
     assert response.json_body["Message"].startswith("limit:"), response.json_body["Message"]
+
+
+def test_a_limit_with_many_leading_zeros_is_still_its_number(chalice_client):
+    response = chalice_client.http.get("/users?state=NY&limit=" + "0" * 5000 + "100")
+    assert response.status_code == 200 and response.json_body == {"items": [], "next": None}
 
 
 # --- Success shapes -------------------------------------------------------------------------------
