@@ -20,6 +20,8 @@ def json_object(raw_body: bytes | str | None) -> dict[str, Any]:
         raise BadRequestError(f"body: invalid JSON ({error})") from None
     except RecursionError:
         raise BadRequestError("body: invalid JSON (nested too deeply)") from None
+    except ArithmeticError:  # decimal.InvalidOperation: an exponent Decimal cannot hold (1e9999999999999999999)
+        raise BadRequestError("body: invalid JSON (a number out of any usable range)") from None
     if not isinstance(value, dict):
         raise BadRequestError(f"body: must be a JSON object, got {json_type(value)}")
     return value

@@ -46,6 +46,7 @@ def put_target(aws: Any, state: str, city: str, email: str) -> None:
     ('{"email": "ada@example.com", "state": "\\udfff", "city": "B", "zipcode": "01234"}', "state"),
     ("[" * 100_000, "body"),
     ('{"email": ' + "[" * 100_000, "body"),
+    ('{"email": 1e9999999999999999999}', "body"),
 ])
 def test_a_hostile_user_body_is_a_400_naming_the_field_and_writes_nothing(chalice_client, aws, body, field):
     # WHEN a user body with a hidden newline, an unpaired surrogate or absurd nesting is posted
@@ -79,6 +80,8 @@ def test_a_hostile_patch_is_a_400_and_changes_nothing(chalice_client, aws, body,
     ('{"name": "\\ud800"}', "name"),
     ('{"name": "n", "items": [{"sku": "\\udc00", "quantity": 1, "unit_price": 1}]}', "items[0].sku"),
     ("[" * 100_000, "body"),
+    ('{"name": "n", "items": [{"sku": "A", "quantity": 1, "unit_price": 1e9999999999999999999}]}', "body"),
+    ('{"name": "n", "items": [{"sku": "A", "quantity": 1, "unit_price": 1e-9999999999999999999}]}', "body"),
 ])
 def test_a_hostile_order_body_is_a_400_naming_the_field_and_writes_nothing(chalice_client, aws, body, field):
     response = post(chalice_client, "/orders", body)
