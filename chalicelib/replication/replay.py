@@ -9,8 +9,11 @@ never overwrites newer data:
   afterwards: the users are read again in one BatchGetItem, and an item whose user no longer projects
   to its key (moved or deleted between our read and our write, its stream record already applied) is
   deleted again, only if it is still exactly what we wrote. A newer stream write there always stays.
-- A target item stamped with a newer `source_sequence` is never overwritten or deleted by a replay;
-  backfill only creates missing items; a repair only replaces exactly what verify saw.
+- After a replay's writes the user is read once more: if her projection changed since the first read, a
+  stream write may have landed between our read and our writes, so the replay plans again from the new
+  truth. Target items hold exactly the projection (no bookkeeping attributes); an item stamped with a
+  newer `source_sequence` (written by an earlier version) is still never overwritten or deleted.
+- Backfill only creates missing items; a repair only replaces exactly what verify saw.
 
 Why not TransactWriteItems with a ConditionCheck on the source? It would close the milliseconds in which
 a resurrected item is visible before its undo, at twice the write capacity per item; conditional single
@@ -163,8 +166,8 @@ def plan_replay(record: StreamRecord, current: Mapping[str, Any] | None) -> list
         if key != current_key
     ]
     if current_key is not None and current_item is not None:
-        item = {**current_item, SEQUENCE_ATTRIBUTE: condition.sequence}
-        writes.append(GuardedWrite(current_key, item, condition, SourceGuard.of(email, current)))
+        # Exactly the projection, like the stream path writes it (SPEC: a target item holds nothing else).
+        writes.append(GuardedWrite(current_key, current_item, condition, SourceGuard.of(email, current)))
     return writes
 
 
@@ -416,6 +419,12 @@ class ReplicationReplayer:
             failed = [r for r in results if r.outcome is Outcome.FAILED]
             if failed:
                 raise ReplayError(f"target write failed: {failed[0].error}")
-            if not any(r.outcome is Outcome.SOURCE_CHANGED for r in results):
-                return ReplayReport(results)
+            if any(r.outcome is Outcome.SOURCE_CHANGED for r in results):
+                continue
+            # The source held the same projection before and after our writes: whatever the stream applied
+            # meanwhile is either what we wrote or will be applied after it. Otherwise a change landed in
+            # between (a stream write we may have overwritten or deleted): plan again from the new truth.
+            if writes and project_user(self._writer.read_source(email)) != project_user(current):
+                continue
+            return ReplayReport(results)
         raise ReplayError(f"source item {email} kept changing during replay")

@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.support.events import insert, stream_event
+from tests.support.events import insert, modify, remove, stream_event
 from tests.support.resources import StageResources
 
 ISO_UTC_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -76,3 +76,82 @@ def test_fanout_of_a_record_without_source_arn_or_creation_time_still_names_tabl
     # and Time agrees with it (to the second: EventBridge keeps whole seconds)
     assert event["time"] == detail["approximateCreationDateTime"][:19] + "Z"
     assert drain(aws["StreamDlqUrl"]) == []
+
+
+# --- replication ---------------------------------------------------------------------------------------
+
+def scan(table: str) -> list[dict[str, Any]]:
+    """Every item of `table` as plain values, nothing stripped."""
+    from chalicelib.stream.images import plain_item
+
+    pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table)
+    return [plain_item(item) for page in pages for item in page["Items"]]
+
+
+def projection(item: dict[str, Any]) -> dict[str, Any]:
+    """The SPEC's target item, written out independently of the product's code."""
+    return {"state": item["state"], "city": item["city"], "email": item["email"], "active": item["active"],
+            "city_email": f"{item['city']}#{item['email']}"}
+
+
+def test_replicated_target_items_hold_exactly_the_projection(app_client, aws):
+    # GIVEN two users in one city and a third that moves, as stream records
+    ada, bob, cy = user("ada"), user("bob"), user("cy", city="Troy")
+    moved = {**cy, "city": "Utica", "active": False}
+    # WHEN replicate_users handles them
+    result = app_client.lambda_.invoke("replicate_users", stream_event(insert(ada), insert(bob), insert(cy),
+                                                                       modify(cy, moved)))
+    # THEN each target item is exactly state, city, email, active, city_email (no zipcode, nothing else)
+    assert result.payload == {"batchItemFailures": []}
+    items = sorted(scan(aws["UsersByLocationTable"]), key=lambda item: item["city_email"])
+    assert items == [projection(ada), projection(bob), projection(moved)]
+
+
+def put_user(aws: StageResources, item: dict[str, Any]) -> None:
+    from chalicelib.stream.images import typed_item
+
+    boto3.client("dynamodb").put_item(TableName=aws["UsersTable"], Item=typed_item(item))
+
+
+def replayer(aws: StageResources, dynamodb: Any = None) -> Any:
+    from chalicelib.backoff import Backoff, no_sleep
+    from chalicelib.replication.replay import ConditionalTargetWriter, ReplicationReplayer
+
+    writer = ConditionalTargetWriter(dynamodb or boto3.client("dynamodb"), aws["UsersTable"],
+                                     aws["UsersByLocationTable"], Backoff(sleep=no_sleep))
+    return ReplicationReplayer(writer)
+
+
+def test_a_replayed_letter_leaves_exactly_the_projection(app_client, aws):
+    # GIVEN ada's MODIFY was dead-lettered while the stream had written her older state
+    ada, changed = user("ada"), user("ada", active=False)
+    app_client.lambda_.invoke("replicate_users", stream_event(insert(ada)))
+    put_user(aws, changed)
+    # WHEN the letter's record is replayed
+    replayer(aws).replay(modify(ada, changed))
+    # THEN the target holds exactly her projection, no bookkeeping attribute
+    assert scan(aws["UsersByLocationTable"]) == [projection(changed)]
+
+
+def test_a_change_the_stream_applies_while_a_letter_is_replayed_is_not_overwritten(app_client, aws):
+    # GIVEN ada's INSERT was dead-lettered; she is deactivated, and the stream replicates that, in the
+    # instant between the replay reading her and writing her item
+    from tests.support.faults import FaultyClient
+
+    ada, deactivated = user("ada"), user("ada", active=False)
+    put_user(aws, ada)
+    real = boto3.client("dynamodb")
+    raced = {"done": False}
+
+    def stream_first(call: Any, **kwargs: Any) -> Any:
+        if not raced["done"]:
+            raced["done"] = True
+            put_user(aws, deactivated)
+            app_client.lambda_.invoke("replicate_users", stream_event(modify(ada, deactivated)))
+        return call(**kwargs)
+
+    # WHEN the stale INSERT is replayed
+    replayer(aws, FaultyClient(real, put_item=stream_first)).replay(insert(ada))
+    # THEN the target holds the newer state the stream wrote
+    assert raced["done"]
+    assert scan(aws["UsersByLocationTable"]) == [projection(deactivated)]
