@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for each flow")
     args = parser.parse_args(argv)
     console = Console()
+    if not console.is_terminal:  # piped or in CI: rich would assume 80 columns and cut e-mails and times short
+        console = Console(width=160)
     os.environ.update(LOCAL_AWS_ENV)
     os.environ["AWS_ENDPOINT_URL"] = args.emulator
     os.environ.pop("AWS_PROFILE", None)
