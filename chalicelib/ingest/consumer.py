@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypedDict
 
 from chalicelib.batch_writer import BatchWriter, KeyIdentity, WriteOp
+from chalicelib.clock import Clock, utc_now
 from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, DeadLetterQueueUnavailable
 from chalicelib.ingest.messages import ITEM_KEY_NAMES, DeviceSighting, Rejection, parse_message
 from chalicelib.ingest.source_queue import Receipt, SourceQueue
@@ -54,11 +56,11 @@ class IngestPlan:
     rejections: list[tuple[Any, Rejection]] = field(default_factory=list)
 
 
-def plan_batch(records: Iterable[Any]) -> IngestPlan:
-    """Validate every record of a batch (pure)."""
+def plan_batch(records: Iterable[Any], received_at: datetime | None = None) -> IngestPlan:
+    """Validate every record of a batch (pure); `received_at`: see `parse_message`."""
     plan = IngestPlan()
     for record in records:
-        parsed = parse_message(record)
+        parsed = parse_message(record, received_at)
         if isinstance(parsed, Rejection):
             plan.rejections.append((record, parsed))
         else:
@@ -79,15 +81,17 @@ def receipt_of(record: Any) -> Receipt | None:
 class IngestConsumer:
     """Stores valid messages, dead-letters invalid ones, and leaves only passing failures in the queue."""
 
-    def __init__(self, writer: BatchWriter, dead_letters: DeadLetterQueue, source_queue: SourceQueue):
+    def __init__(self, writer: BatchWriter, dead_letters: DeadLetterQueue, source_queue: SourceQueue,
+                 clock: Clock = utc_now):
         self._writer = writer
         self._dead_letters = dead_letters
         self._queue = source_queue
+        self._clock = clock
 
     def handle(self, event: Mapping[str, Any]) -> BatchResponse:
         """Process one Lambda SQS event. Raises IngestRetryLater when some messages must come back."""
         records = list(event.get("Records") or [])
-        plan = plan_batch(records)
+        plan = plan_batch(records, self._clock())
         done: list[Any] = []
         retry: list[Any] = []
         causes: list[str] = []

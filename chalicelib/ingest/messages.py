@@ -4,8 +4,11 @@ Pure: no AWS, no clock. Rules (SPEC, Ingestion):
 - the body is a JSON object with `user_id`, `device`, `location`; any other field is ignored, never stored;
 - each of the three is a string; surrounding whitespace is trimmed (a blank value counts as empty) and
   the trimmed value must hold 1 to 256 characters (Unicode code points, as Python's `len` counts them);
-- the record must carry a `messageId` and `attributes.SentTimestamp` (epoch milliseconds): the item key
-  `seen_at` is derived from them, so a redelivered message rewrites the same item.
+- the record must carry a `messageId`; the item key `seen_at` is derived from it and from
+  `attributes.SentTimestamp` (epoch milliseconds), so a redelivered message rewrites the same item. A record
+  without SentTimestamp (hand-built events; SQS always sends it) is not an invalid message: its body decides.
+  Its send time is taken from `ApproximateFirstReceiveTimestamp` (stable across redeliveries), else from
+  `received_at`, the time the consumer received the batch (when given).
 """
 
 from __future__ import annotations
@@ -68,11 +71,14 @@ class Rejection:
         return f"InvalidMessage: {self.detail}"
 
 
-def parse_message(record: Any) -> DeviceSighting | Rejection:
-    """The sighting an SQS record carries, or why it is rejected (never raises)."""
+def parse_message(record: Any, received_at: datetime | None = None) -> DeviceSighting | Rejection:
+    """The sighting an SQS record carries, or why it is rejected (never raises).
+
+    `received_at` stands in for the send time of a record that carries no SentTimestamp at all.
+    """
     if not isinstance(record, Mapping):
         return Rejection("record is not an object", f"got {_kind(record)}")
-    identity = _message_identity(record)
+    identity = _message_identity(record, received_at)
     if isinstance(identity, Rejection):
         return identity
     message_id, sent_at = identity
@@ -141,19 +147,23 @@ def sent_time(epoch_ms: Any) -> datetime | None:
     return moment if moment.year <= 9999 else None
 
 
-def _message_identity(record: Mapping[str, Any]) -> tuple[str, datetime] | Rejection:
+def _message_identity(record: Mapping[str, Any], received_at: datetime | None) -> tuple[str, datetime] | Rejection:
     message_id = record.get("messageId")
     if not isinstance(message_id, str) or not message_id.strip():
         return Rejection("record has no messageId", f"messageId is {_kind(message_id)}")
     if len(message_id) > MAX_MESSAGE_ID_CHARS:
         return Rejection("record has an invalid messageId", f"messageId has {len(message_id)} characters")
     attributes = record.get("attributes")
-    raw_sent = attributes.get("SentTimestamp") if isinstance(attributes, Mapping) else None
+    attributes = attributes if isinstance(attributes, Mapping) else {}
+    name = "SentTimestamp" if "SentTimestamp" in attributes else "ApproximateFirstReceiveTimestamp"
+    raw_sent = attributes.get(name)
     if raw_sent is None:
+        if received_at is not None:
+            return message_id, received_at
         return Rejection("record has no SentTimestamp", "attributes.SentTimestamp is absent")
     sent_at = sent_time(raw_sent)
     if sent_at is None:
-        return Rejection("record has an invalid SentTimestamp", f"attributes.SentTimestamp is {raw_sent!r}")
+        return Rejection(f"record has an invalid {name}", f"attributes.{name} is {raw_sent!r}")
     return message_id, sent_at
 
 

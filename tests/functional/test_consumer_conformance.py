@@ -107,6 +107,22 @@ def test_replicated_target_items_hold_exactly_the_projection(app_client, aws):
     assert items == [projection(ada), projection(bob), projection(moved)]
 
 
+def test_ttl_deletes_moves_to_no_city_and_stateless_users_follow_the_projection(app_client, aws):
+    # GIVEN ada and bob replicated, then: ada expires by TTL, bob's city is removed, cy arrives without a state
+    ada, bob = user("ada"), user("bob")
+    cy = {k: v for k, v in user("cy").items() if k != "state"}
+    app_client.lambda_.invoke("replicate_users", stream_event(insert(ada), insert(bob)))
+    ttl = remove(ada)
+    ttl["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    no_city = {k: v for k, v in bob.items() if k != "city"}
+    # WHEN those records are replicated
+    result = app_client.lambda_.invoke("replicate_users", stream_event(ttl, modify(bob, no_city), insert(cy)))
+    # THEN none of them has a target item, and nothing was dead-lettered
+    assert result.payload == {"batchItemFailures": []}
+    assert scan(aws["UsersByLocationTable"]) == []
+    assert drain(aws["StreamDlqUrl"]) == []
+
+
 def put_user(aws: StageResources, item: dict[str, Any]) -> None:
     from chalicelib.stream.images import typed_item
 
@@ -155,3 +171,39 @@ def test_a_change_the_stream_applies_while_a_letter_is_replayed_is_not_overwritt
     # THEN the target holds the newer state the stream wrote
     assert raced["done"]
     assert scan(aws["UsersByLocationTable"]) == [projection(deactivated)]
+
+
+# --- ingestion ---------------------------------------------------------------------------------------
+
+def sighting(user_id: str) -> str:
+    return json.dumps({"user_id": user_id, "device": "pixel-9", "location": "Lisbon"})
+
+
+def test_a_valid_message_without_attributes_is_stored_not_dead_lettered(app_client, aws):
+    # GIVEN a hand-built SQS record with only a messageId and a valid body (no attributes at all)
+    record = {"messageId": "m-bare", "body": sighting("u-bare"), "eventSource": "aws:sqs"}
+    # WHEN ingest_device_metadata handles it
+    result = app_client.lambda_.invoke("ingest_device_metadata", {"Records": [record]})
+    # THEN it is stored with the SPEC's attributes (the receive time stands in for the send time)
+    assert result.payload == {"batchItemFailures": []}
+    (item,) = scan(aws["DeviceMetadataTable"])
+    assert set(item) == {"user_id", "seen_at", "device", "location", "message_id", "sent_at"}
+    assert ISO_UTC_MS.match(item["sent_at"])
+    assert item["seen_at"] == f"{item['sent_at']}#m-bare"
+    assert (item["user_id"], item["device"], item["location"], item["message_id"]) == (
+        "u-bare", "pixel-9", "Lisbon", "m-bare")
+    assert drain(aws["IngestDlqUrl"]) == []
+
+
+def test_without_sent_timestamp_the_first_receive_time_keys_the_item_and_redelivery_rewrites_it(app_client, aws):
+    # GIVEN a record whose attributes lack SentTimestamp but carry ApproximateFirstReceiveTimestamp
+    record = {"messageId": "m-1", "body": sighting("u-1"),
+              "attributes": {"ApproximateFirstReceiveTimestamp": "1795000000123", "ApproximateReceiveCount": "1"}}
+    # WHEN it is delivered twice
+    for _ in range(2):
+        assert app_client.lambda_.invoke("ingest_device_metadata", {"Records": [record]}).payload == {
+            "batchItemFailures": []}
+    # THEN one item, keyed by that time
+    assert [(i["seen_at"], i["sent_at"]) for i in scan(aws["DeviceMetadataTable"])] == [
+        ("2026-11-18T11:06:40.123Z#m-1", "2026-11-18T11:06:40.123Z")]
+    assert drain(aws["IngestDlqUrl"]) == []

@@ -154,12 +154,12 @@ def mixed_batch() -> tuple[list[dict[str, Any]], dict[str, str]]:
         record = sqs_message(text, message_id=f"bad-{name}")
         records.append(record)
         expected[record["messageId"]] = reason
-    no_sent = sqs_message(body("u-9"), message_id="bad-no-sent-timestamp")
-    del no_sent["attributes"]["SentTimestamp"]
+    no_sent = sqs_message(body("u-9"), message_id="bad-sent-timestamp")
+    no_sent["attributes"]["SentTimestamp"] = "yesterday"
     no_id = sqs_message(body("u-9"))
     del no_id["messageId"]
     records += [no_sent, no_id]
-    expected["bad-no-sent-timestamp"] = "record has no SentTimestamp"
+    expected["bad-sent-timestamp"] = "record has an invalid SentTimestamp"
     expected["<none>"] = "record has no messageId"
     return records, expected
 

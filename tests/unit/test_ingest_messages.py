@@ -117,7 +117,9 @@ def test_every_problem_of_a_body_is_named():
         (lambda r: r.pop("messageId"), "record has no messageId"),
         (lambda r: r.update(messageId=""), "record has no messageId"),
         (lambda r: r.update(messageId="m" * 101), "record has an invalid messageId"),
-        (lambda r: r["attributes"].pop("SentTimestamp"), "record has no SentTimestamp"),
+        (lambda r: r.update(attributes={"ApproximateReceiveCount": "1"}), "record has no SentTimestamp"),
+        (lambda r: r["attributes"].pop("SentTimestamp") and r["attributes"].update(
+            ApproximateFirstReceiveTimestamp="soon"), "record has an invalid ApproximateFirstReceiveTimestamp"),
         (lambda r: r.pop("attributes"), "record has no SentTimestamp"),
         (lambda r: r["attributes"].update(SentTimestamp="yesterday"), "record has an invalid SentTimestamp"),
         (lambda r: r["attributes"].update(SentTimestamp="-5"), "record has an invalid SentTimestamp"),
@@ -153,3 +155,14 @@ def test_any_valid_fields_round_trip_into_the_item(user_id, device, location, se
     assert message_id == record["messageId"] and moment == item["sent_at"]
     parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     assert (parsed - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1) == sent_ms
+
+
+def test_without_sent_timestamp_the_first_receive_time_then_the_receive_time_stand_in():
+    record = sqs_message(GOOD, sent_at_ms=1_795_000_000_000)  # ApproximateFirstReceiveTimestamp = sent + 5 ms
+    del record["attributes"]["SentTimestamp"]
+    outcome = parse_message(record)
+    assert isinstance(outcome, DeviceSighting) and outcome.seen_at.startswith("2026-11-18T11:06:40.005Z#")
+    del record["attributes"]
+    received = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    outcome = parse_message(record, received)
+    assert isinstance(outcome, DeviceSighting) and outcome.sent_at == received
