@@ -84,6 +84,9 @@ class UsersRoutes:
         state = (params.get("state") or "").strip()
         if not state:
             raise BadRequestError("state: query parameter is required")
+        # Longer than any stored state; over 2048 bytes DynamoDB would refuse the query itself (a 500).
+        if len(state) > MAX_PLACE_LENGTH:
+            raise BadRequestError(f"state: must be at most {MAX_PLACE_LENGTH} characters, got {len(state)}")
         city = params.get("city")
         city = city.strip() if city is not None else None
         if city is not None and (not city or "#" in city or len(city) > MAX_PLACE_LENGTH):

@@ -100,6 +100,14 @@ def test_a_limit_of_odd_digits_is_a_400_naming_limit(chalice_client, path, limit
     assert response.json_body["Message"].startswith("limit:"), response.json_body["Message"]
 
 
+@pytest.mark.parametrize("query", ["state=" + "S" * 101, "state=" + "S" * 3000, "state=NY&city=" + "C" * 101])
+def test_a_place_longer_than_any_stored_one_is_a_400_naming_it(chalice_client, query):
+    # A state over 2048 bytes is a key DynamoDB refuses to query (a ValidationException, not an empty page)
+    response = chalice_client.http.get(f"/users?{query}")
+    assert response.status_code == 400, response.body
+    assert response.json_body["Message"].startswith(query.rsplit("&", 1)[-1].split("=")[0] + ":")
+
+
 def test_a_limit_with_many_leading_zeros_is_still_its_number(chalice_client):
     response = chalice_client.http.get("/users?state=NY&limit=" + "0" * 5000 + "100")
     assert response.status_code == 200 and response.json_body == {"items": [], "next": None}
