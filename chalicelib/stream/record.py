@@ -125,8 +125,8 @@ class StreamRecord:
         if self.event_name is not EventName.MODIFY or self.new is None or self.old is None:
             return []
         names = set(self.new) | set(self.old)
-        missing = object()
-        return sorted(n for n in names if self.new.get(n, missing) != self.old.get(n, missing))
+        return sorted(n for n in names if n not in self.new or n not in self.old
+                      or not _same_value(self.new[n], self.old[n]))
 
     def _image(self, field: str) -> dict[str, Any] | None:
         image = self._dynamodb.get(field)
@@ -141,3 +141,14 @@ class StreamRecord:
 
     def __repr__(self) -> str:
         return f"StreamRecord({self.event_name_text} seq={self.sequence_number} keys={self.keys!r})"
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal as DynamoDB values: same type too (Python's `True == Decimal(1)` would hide a BOOL→N change)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

@@ -207,3 +207,16 @@ def test_without_sent_timestamp_the_first_receive_time_keys_the_item_and_redeliv
     assert [(i["seen_at"], i["sent_at"]) for i in scan(aws["DeviceMetadataTable"])] == [
         ("2026-11-18T11:06:40.123Z#m-1", "2026-11-18T11:06:40.123Z")]
     assert drain(aws["IngestDlqUrl"]) == []
+
+
+def test_changed_attributes_see_a_change_of_type_even_when_python_calls_the_values_equal(app_client, aws):
+    # GIVEN a MODIFY where active goes from BOOL true to N 1 and a nested flag does the same; a set reorders
+    from decimal import Decimal
+
+    old = {**user("ada"), "prefs": {"beta": True}, "tags": {"a", "b"}}
+    new = {**user("ada", active=Decimal(1)), "prefs": {"beta": Decimal(1)}, "tags": {"b", "a"}}
+    # WHEN fanout_users publishes it
+    app_client.lambda_.invoke("fanout_users", stream_event(modify(old, new)))
+    # THEN exactly the attributes whose DynamoDB value changed are listed, sorted
+    (event,) = drain(aws["SubscriberQueueUrl"])
+    assert event["detail"]["changedAttributes"] == ["active", "prefs"]
