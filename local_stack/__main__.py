@@ -12,6 +12,7 @@ from dataclasses import fields
 
 from local_stack.logs import configure
 from local_stack.stack import LocalStack, Options
+from ops.stage import StageConfigError, stage_variables
 
 logger = logging.getLogger("local_stack")
 
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure(logging.WARNING if args.quiet else logging.INFO)
     options = Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
+    try:
+        stage_variables(options.stage)  # before anything starts: an unknown stage is the operator's to fix
+    except StageConfigError as error:
+        logger.error("cannot start: %s", error)
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

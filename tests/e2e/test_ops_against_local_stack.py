@@ -117,3 +117,16 @@ def test_demo_output_is_readable_when_piped(stack: LocalStackProcess) -> None:
     emails = re.findall(r"\b[a-z]+\.\d{6}@example\.com\b", result.stdout)
     assert len(emails) >= 4 + 7 + 1, result.stdout  # target table, fan-out events, device message
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result.stdout), result.stdout
+
+
+def test_local_stack_on_an_unknown_stage_is_a_clear_error() -> None:
+    # WHEN the local stack is started on a stage the config does not have
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run([sys.executable, "-m", "local_stack", "--stage", "qa", "--emulator-port", "0",
+                           "--api-port", "0"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    # THEN it exits 2 at once with one line naming the stage and the stages there are, and starts nothing
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "stage 'qa' is not in" in output and "(stages: dev, prod)" in output
+    assert "Traceback" not in output and "emulator" not in output
