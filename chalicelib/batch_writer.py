@@ -3,8 +3,9 @@
 boto3's `Table.batch_writer()` resends UnprocessedItems at once, with no backoff and no limit, and
 gives no way to learn which writes never landed. This adapter coalesces writes per key (BatchWriteItem
 rejects a request that touches one key twice), sends at most 25 per call, retries UnprocessedItems and
-throttled calls with exponential backoff and jitter, and returns what still failed so the caller can
-dead-letter or retry it. `calls` counts BatchWriteItem requests for tests and benchmarks.
+throttled calls with exponential backoff and jitter, isolates the writes DynamoDB refuses outright (a
+ValidationException fails the whole request: the request is split until the refused writes stand alone,
+so their neighbours still land), and returns what still failed so the caller can dead-letter or retry it. `calls` counts BatchWriteItem requests for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -99,11 +100,8 @@ class BatchWriter:
             retry: list[WriteOp] = []
             for start in range(0, len(pending), MAX_BATCH):
                 chunk = pending[start:start + MAX_BATCH]
-                outcome = self._send(chunk, by_identity)
-                if isinstance(outcome, _Fatal):
-                    failures.extend(WriteFailure(op, outcome.error, attempt) for op in chunk)
-                    continue
-                unprocessed, error = outcome
+                unprocessed, error, refused = self._send_isolating(chunk, by_identity)
+                failures.extend(WriteFailure(op, refusal, attempt) for op, refusal in refused)
                 retry.extend(unprocessed)
                 if error:
                     last_error = error
@@ -112,6 +110,23 @@ class BatchWriter:
             WriteFailure(op, last_error or "UnprocessedItems after retries", attempt) for op in pending
         )
         return failures
+
+    def _send_isolating(
+        self, chunk: list[WriteOp], by_identity: dict[KeyIdentity, WriteOp]
+    ) -> tuple[list[WriteOp], str, list[tuple[WriteOp, str]]]:
+        """Send `chunk`; when DynamoDB refuses the whole request (one bad item fails all 25: a key too long,
+        an item too large), split it in halves until the refused writes are alone, so their neighbours land.
+        Returns (unprocessed, last retryable error, refused writes with the error)."""
+        outcome = self._send(chunk, by_identity)
+        if not isinstance(outcome, _Fatal):
+            unprocessed, error = outcome
+            return unprocessed, error, []
+        if len(chunk) == 1:
+            return [], "", [(chunk[0], outcome.error)]
+        middle = len(chunk) // 2
+        first = self._send_isolating(chunk[:middle], by_identity)
+        second = self._send_isolating(chunk[middle:], by_identity)
+        return first[0] + second[0], second[1] or first[1], first[2] + second[2]
 
     def _send(
         self, chunk: list[WriteOp], by_identity: dict[KeyIdentity, WriteOp]

@@ -220,3 +220,80 @@ def test_changed_attributes_see_a_change_of_type_even_when_python_calls_the_valu
     # THEN exactly the attributes whose DynamoDB value changed are listed, sorted
     (event,) = drain(aws["SubscriberQueueUrl"])
     assert event["detail"]["changedAttributes"] == ["active", "prefs"]
+
+
+@pytest.fixture
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoffs the components build retry at once (components import Backoff when they run)."""
+    from functools import partial
+
+    from chalicelib import backoff
+
+    monkeypatch.setattr(backoff, "Backoff", partial(backoff.Backoff, sleep=backoff.no_sleep))
+
+
+class ThrottledEvents:
+    """EventBridge over moto whose entries for the given eventIDs fail with ThrottlingException `times` times."""
+
+    def __init__(self, real: Any, times: dict[str, int]):
+        self._real = real
+        self._left = dict(times)
+        self.calls = 0
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # boto3's parameter name
+        self.calls += 1
+        results: list[dict[str, Any]] = []
+        for entry in Entries:
+            event_id = json.loads(entry["Detail"])["eventID"]
+            if self._left.get(event_id, 0) > 0:
+                self._left[event_id] -= 1
+                results.append({"ErrorCode": "ThrottlingException", "ErrorMessage": "injected"})
+            else:
+                results.extend(self._real.put_events(Entries=[entry])["Entries"])
+        return {"FailedEntryCount": sum(1 for r in results if "ErrorCode" in r), "Entries": results}
+
+
+def test_fanout_max_attempts_from_the_stage_is_honoured_exactly_and_the_letter_says_so(
+        aws, tmp_path, no_real_sleep):
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import clients
+
+    # GIVEN a stage with FANOUT_MAX_ATTEMPTS=4; one record always throttled, one throttled 3 times
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps({
+        "version": "2.0", "app_name": "stream-pipeline",
+        "stages": {"dev": {"environment_variables": {**aws.env(), "FANOUT_MAX_ATTEMPTS": "4"}}},
+    }))
+    stuck, late = insert(user("stuck")), insert(user("late"))
+    events = ThrottledEvents(boto3.client("events"), {stuck["eventID"]: 99, late["eventID"]: 3})
+    clients.override("events", events)
+    # WHEN fanout_users handles both
+    with Client(app, stage_name="dev", project_dir=str(tmp_path)) as client:
+        result = client.lambda_.invoke("fanout_users", stream_event(stuck, late))
+    # THEN 4 PutEvents calls were made; the late one is published on its 4th attempt
+    assert result.payload == {"batchItemFailures": []}
+    assert events.calls == 4
+    assert [e["detail"]["eventID"] for e in drain(aws["SubscriberQueueUrl"])] == [late["eventID"]]
+    # and the stuck one is dead-lettered in the SPEC's envelope with attempts 4 and its record unchanged
+    (letter,) = drain(aws["StreamDlqUrl"])
+    assert set(letter) == {"consumer", "reason", "error", "attempts", "failed_at", "record"}
+    assert (letter["consumer"], letter["attempts"], letter["record"]) == ("fanout", 4, stuck)
+    assert "ThrottlingException" in letter["error"] and letter["reason"]
+    assert ISO_UTC_MS.match(letter["failed_at"])
+
+
+def test_one_item_dynamodb_refuses_does_not_sink_its_neighbours_in_the_same_request(app_client, aws):
+    # GIVEN a batch where one user, written around the API, has a city too long for a sort key (> 1024 bytes)
+    good = [user(f"ok{n}") for n in range(3)]
+    huge = user("huge", city="C" * 1100)
+    records = [insert(good[0]), insert(huge), insert(good[1]), insert(good[2])]
+    # WHEN replicate_users handles it
+    result = app_client.lambda_.invoke("replicate_users", stream_event(*records))
+    # THEN the good ones are replicated and only the refused one is dead-lettered, unchanged
+    assert result.payload == {"batchItemFailures": []}
+    assert sorted(scan(aws["UsersByLocationTable"]), key=lambda i: i["email"]) == [projection(u) for u in good]
+    letters = drain(aws["StreamDlqUrl"])
+    assert [(letter["consumer"], letter["record"]) for letter in letters] == [("replication", records[1])]
+    assert "ValidationException" in letters[0]["error"]
