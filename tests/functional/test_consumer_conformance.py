@@ -15,7 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib import clients
 from tests.support.events import insert, modify, remove, stream_event
+from tests.support.faults import CallCounter, FaultyClient
 from tests.support.resources import StageResources
 
 ISO_UTC_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -152,8 +154,6 @@ def test_a_replayed_letter_leaves_exactly_the_projection(app_client, aws):
 def test_a_change_the_stream_applies_while_a_letter_is_replayed_is_not_overwritten(app_client, aws):
     # GIVEN ada's INSERT was dead-lettered; she is deactivated, and the stream replicates that, in the
     # instant between the replay reading her and writing her item
-    from tests.support.faults import FaultyClient
-
     ada, deactivated = user("ada"), user("ada", active=False)
     put_user(aws, ada)
     real = boto3.client("dynamodb")
@@ -258,8 +258,6 @@ def test_fanout_max_attempts_from_the_stage_is_honoured_exactly_and_the_letter_s
     from chalice.test import Client
 
     from app import app
-    from chalicelib import clients
-
     # GIVEN a stage with FANOUT_MAX_ATTEMPTS=4; one record always throttled, one throttled 3 times
     (tmp_path / ".chalice").mkdir()
     (tmp_path / ".chalice" / "config.json").write_text(json.dumps({
@@ -289,6 +287,7 @@ def test_one_item_dynamodb_refuses_does_not_sink_its_neighbours_in_the_same_requ
     good = [user(f"ok{n}") for n in range(3)]
     huge = user("huge", city="C" * 1100)
     records = [insert(good[0]), insert(huge), insert(good[1]), insert(good[2])]
+    counter = CallCounter(clients.client("dynamodb"))
     # WHEN replicate_users handles it
     result = app_client.lambda_.invoke("replicate_users", stream_event(*records))
     # THEN the good ones are replicated and only the refused one is dead-lettered, unchanged
@@ -297,3 +296,5 @@ def test_one_item_dynamodb_refuses_does_not_sink_its_neighbours_in_the_same_requ
     letters = drain(aws["StreamDlqUrl"])
     assert [(letter["consumer"], letter["record"]) for letter in letters] == [("replication", records[1])]
     assert "ValidationException" in letters[0]["error"]
+    # with the request halved until the refused write stood alone: [a H b c] → [a H] → [a], [H]; [b c]
+    assert counter["BatchWriteItem"] == 5
