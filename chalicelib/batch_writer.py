@@ -5,7 +5,8 @@ gives no way to learn which writes never landed. This adapter coalesces writes p
 rejects a request that touches one key twice), sends at most 25 per call, retries UnprocessedItems and
 throttled calls with exponential backoff and jitter, isolates the writes DynamoDB refuses outright (a
 ValidationException fails the whole request: the request is split until the refused writes stand alone,
-so their neighbours still land), and returns what still failed so the caller can dead-letter or retry it. `calls` counts BatchWriteItem requests for tests and benchmarks.
+so their neighbours still land), and returns what still failed so the caller can dead-letter or retry
+it. `calls` counts BatchWriteItem requests for tests and benchmarks.
 """
 
 from __future__ import annotations
