@@ -41,7 +41,14 @@ from chalicelib.replication.replay import (
 )
 from chalicelib.stream.record import MalformedRecord, StreamRecord
 from ops.dead_letter_inbox import DeadLetterInbox, InboxMessage, body_preview
-from ops.stage_options import add_config_option, console, settings_of
+from ops.stage_options import (
+    VISIBILITY_SECONDS,
+    WAIT_SECONDS,
+    add_config_option,
+    console,
+    int_between,
+    settings_of,
+)
 from ops.stream_batch_failure import STREAM_RETENTION_HINT, StreamBatchFailure, StreamBatchReader
 
 HELP = "replay dead letters through the consumer that failed them; each is deleted only once applied"
@@ -53,11 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which dead-letter queue (default all)")
     parser.add_argument("--consumer", choices=CONSUMERS, action="append",
                         help="only letters of this consumer (repeatable; default all)")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many letters per queue")
+    parser.add_argument("--limit", type=int_between(1), default=None, help="at most this many letters per queue")
     parser.add_argument("--dry-run", action="store_true", help="show what would happen; apply and delete nothing")
-    parser.add_argument("--visibility", type=int, default=300,
+    parser.add_argument("--visibility", type=VISIBILITY_SECONDS, default=300,
                         help="seconds a letter stays hidden from other readers while this run holds it (default 300)")
-    parser.add_argument("--wait-seconds", type=int, default=1, help="receive long-poll seconds (default 1)")
+    parser.add_argument("--wait-seconds", type=WAIT_SECONDS, default=1, help="receive long-poll seconds (default 1)")
 
 
 class Verdict(StrEnum):

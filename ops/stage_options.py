@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +21,27 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     """`--config PATH`: the Chalice config to read the stage from (default .chalice/config.json)."""
     parser.add_argument("--config", type=Path, default=CONFIG_PATH,
                         help="Chalice config holding the stage's variables (default: .chalice/config.json)")
+
+
+def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse `type`: an integer in [low, high], else a usage error naming the range."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+# What SQS accepts: a message hidden for 0 s would come straight back to the same run, which never ends.
+VISIBILITY_SECONDS = int_between(1, 43200)
+WAIT_SECONDS = int_between(0, 20)
 
 
 def settings_of(args: argparse.Namespace) -> Settings:

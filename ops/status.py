@@ -24,7 +24,7 @@ from chalicelib import clients
 from chalicelib.clock import iso_utc
 from chalicelib.config import Settings
 from ops.dead_letter_inbox import RAW_INGEST_REASON, DeadLetterInbox, InboxMessage, queue_depth
-from ops.stage_options import add_config_option, console, settings_of
+from ops.stage_options import VISIBILITY_SECONDS, WAIT_SECONDS, add_config_option, console, settings_of
 from ops.table_scan import TableScanner
 
 HELP = "show item counts, queue depths and (--peek) dead letters by consumer and reason"
@@ -36,9 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="DescribeTable ItemCount (free, refreshed ~6 h) instead of an exact Scan COUNT")
     parser.add_argument("--peek", action="store_true",
                         help="receive the dead letters (then release them) to count them by consumer and reason")
-    parser.add_argument("--visibility", type=int, default=30,
+    parser.add_argument("--visibility", type=VISIBILITY_SECONDS, default=30,
                         help="seconds a peeked message stays hidden if the release fails (default 30)")
-    parser.add_argument("--wait-seconds", type=int, default=1, help="receive long-poll seconds (default 1)")
+    parser.add_argument("--wait-seconds", type=WAIT_SECONDS, default=1, help="receive long-poll seconds (default 1)")
 
 
 @dataclass

@@ -181,3 +181,27 @@ def test_a_stage_whose_resources_do_not_exist_is_a_clear_error(
     captured = capsys.readouterr()
     assert "stream-pipeline-gone" in captured.out + captured.err or "stage gone provisioned" in captured.err
     assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("options", [
+    ["status", "--peek", "--visibility", "0"],     # a message hidden for 0 s comes straight back: peek never ends
+    ["redrive", "--visibility", "0"],              # ... and redrive keeps receiving the letters it holds
+    ["redrive", "--visibility", "-5"],
+    ["redrive", "--visibility", "43201"],          # SQS's maximum is 12 hours
+    ["redrive", "--limit", "0"],                   # would report "no dead letters" with letters waiting
+    ["redrive", "--limit", "-1"],
+    ["status", "--wait-seconds", "21"],            # SQS long polls at most 20 s
+    ["redrive", "--wait-seconds", "-1"],
+])
+def test_out_of_range_numbers_are_usage_errors(options: list[str], stage_config: Path, aws: StageResources,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a letter waiting in the ingest DLQ
+    DeadLetterQueue(boto3.client("sqs"), aws["IngestDlqUrl"]).send([
+        DeadLetter("ingest", "field device is missing", "device: absent", 1, sqs_message({"user_id": "u-1"}))])
+
+    # WHEN a verb gets a number SQS cannot honour THEN argparse refuses it, naming the option, before any call
+    verb, *rest = options
+    with pytest.raises(SystemExit) as done:
+        main([verb, "--stage", "test", "--config", str(stage_config), *rest])
+    assert done.value.code == 2
+    assert f"argument {rest[-2]}: " in capsys.readouterr().err
