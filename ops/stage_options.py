@@ -63,12 +63,16 @@ def stage_environment(stage: str, path: Path = CONFIG_PATH) -> Iterator[dict[str
     region = _region_of(variables)
     if region and not boto3.session.Session().region_name:
         added["AWS_DEFAULT_REGION"] = region
+    before = {name: os.environ.get(name) for name in added}
     os.environ.update(added)  # clients are cached per endpoint and region: a region set here gets its own
     try:
         yield variables
     finally:
-        for name in added:
-            os.environ.pop(name, None)
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _region_of(variables: dict[str, str]) -> str | None:

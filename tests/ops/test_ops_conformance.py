@@ -205,3 +205,19 @@ def test_out_of_range_numbers_are_usage_errors(options: list[str], stage_config:
         main([verb, "--stage", "test", "--config", str(stage_config), *rest])
     assert done.value.code == 2
     assert f"argument {rest[-2]}: " in capsys.readouterr().err
+
+
+def test_the_stage_environment_is_restored_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ops.stage_options import stage_environment
+
+    # GIVEN a variable set but empty in the process, and one not set at all
+    config = tmp_path / "config.json"
+    stage = {"environment_variables": {"USERS_TABLE": "t", "ORDERS_TABLE": "o"}}
+    config.write_text(json.dumps({"stages": {"s": stage}}))
+    monkeypatch.setenv("USERS_TABLE", "")
+    monkeypatch.delenv("ORDERS_TABLE", raising=False)
+
+    # WHEN a verb runs THEN it sees the stage's values, and afterwards the process is as it was
+    with stage_environment("s", config):
+        assert (os.environ["USERS_TABLE"], os.environ["ORDERS_TABLE"]) == ("t", "o")
+    assert os.environ["USERS_TABLE"] == "" and "ORDERS_TABLE" not in os.environ
