@@ -298,3 +298,31 @@ def test_one_item_dynamodb_refuses_does_not_sink_its_neighbours_in_the_same_requ
     assert "ValidationException" in letters[0]["error"]
     # with the request halved until the refused write stood alone: [a H b c] → [a H] → [a], [H]; [b c]
     assert counter["BatchWriteItem"] == 5
+
+
+def test_a_throttled_message_fails_the_invocation_while_its_neighbours_are_stored_or_dead_lettered(
+        app_client, aws, no_real_sleep):
+    from tests.support.events import sqs_message
+
+    # GIVEN a batch of a valid message, an invalid one, and one whose write DynamoDB keeps throttling
+    ok, bad, hot = (sqs_message(sighting("u-ok")), sqs_message('{"user_id": "u-bad"}'),
+                    sqs_message(sighting("u-hot")))
+
+    def throttle_hot(real: Any, RequestItems: dict[str, Any], **kwargs: Any) -> Any:
+        (table, requests), = RequestItems.items()
+        hot_requests = [r for r in requests if r["PutRequest"]["Item"]["user_id"] == {"S": "u-hot"}]
+        rest = [r for r in requests if r not in hot_requests]
+        if rest:
+            real(RequestItems={table: rest}, **kwargs)
+        return {"UnprocessedItems": {table: hot_requests} if hot_requests else {}}
+
+    clients.override("dynamodb", FaultyClient(boto3.client("dynamodb"), batch_write_item=throttle_hot))
+    # WHEN ingest_device_metadata handles it
+    with pytest.raises(Exception, match="1 of 3 message"):
+        app_client.lambda_.invoke("ingest_device_metadata", {"Records": [ok, bad, hot]})
+    # THEN the invocation failed (so Lambda returns what is left, with or without ReportBatchItemFailures),
+    # the valid neighbour is stored, the invalid one is dead-lettered with its reason, and the hot one is not stored
+    assert [item["user_id"] for item in scan(aws["DeviceMetadataTable"])] == ["u-ok"]
+    (letter,) = drain(aws["IngestDlqUrl"])
+    assert (letter["consumer"], letter["record"]) == ("ingest", bad)
+    assert "device" in letter["reason"] and "location" in letter["reason"]
