@@ -58,11 +58,11 @@ class ReplicationConsumer:
                 ops.append(op)
                 writer_of[op.identity] = outcome.record  # the last record to touch a key owns its write
 
-        failed_records: dict[str, tuple[StreamRecord, str, int]] = {}
+        # One letter per record (by identity: hand-built records may lack eventID and SequenceNumber alike).
+        failed_records: dict[int, tuple[StreamRecord, str, int]] = {}
         for failure in self._writer.write(ops):
             record = writer_of[failure.op.identity]
-            key = record.event_id or record.sequence_number
-            failed_records.setdefault(key, (record, failure.error, failure.attempts))
+            failed_records.setdefault(id(record), (record, failure.error, failure.attempts))
         letters.extend(
             DeadLetter(CONSUMER, "target write failed after retries", error, attempts, record.raw)
             for record, error, attempts in failed_records.values()

@@ -326,3 +326,23 @@ def test_a_throttled_message_fails_the_invocation_while_its_neighbours_are_store
     (letter,) = drain(aws["IngestDlqUrl"])
     assert (letter["consumer"], letter["record"]) == ("ingest", bad)
     assert "device" in letter["reason"] and "location" in letter["reason"]
+
+
+def test_records_without_event_id_or_sequence_number_are_each_dead_lettered(app_client, aws):
+    from tests.support.events import lambda_image
+    from tests.support.faults import client_error
+
+    # GIVEN two minimal hand-built INSERT records (no eventID, no SequenceNumber) whose writes are refused
+    records = [{"eventName": "INSERT", "dynamodb": {"Keys": lambda_image({"email": u["email"]}),
+                                                    "NewImage": lambda_image(u)}}
+               for u in (user("ada"), user("bob"))]
+
+    def refuse(real: Any, **kwargs: Any) -> Any:
+        raise client_error("ValidationException", "refused")
+
+    clients.override("dynamodb", FaultyClient(boto3.client("dynamodb"), batch_write_item=refuse))
+    # WHEN replicate_users handles them
+    app_client.lambda_.invoke("replicate_users", {"Records": records})
+    # THEN each record has its own dead letter, unchanged
+    letters = drain(aws["StreamDlqUrl"])
+    assert sorted((letter["record"] for letter in letters), key=json.dumps) == sorted(records, key=json.dumps)
