@@ -7,7 +7,7 @@ handler fails and Lambda delivers the batch again: nothing is dropped silently.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -77,6 +77,49 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def sqs_batch_with_retries(request: Callable[[list[dict[str, Any]]], Any], entries: Mapping[str, dict[str, Any]],
+                           backoff: Backoff) -> tuple[list[str], dict[str, str], int]:
+    """Run one SQS *Batch request (≤ 10 entries by Id) until every entry is accepted or attempts run out.
+
+    Only the entries SQS reports as failed are sent again, with backoff; a failed whole request is sent
+    again too; an entry failed by the sender's fault (too large, bad receipt handle) will not improve and
+    is given up at once. Returns (accepted ids, {given-up id: last error}, requests made).
+    """
+    pending = dict(entries)
+    errors: dict[str, str] = {}
+    accepted: list[str] = []
+    given_up: dict[str, str] = {}
+    calls = 0
+    for attempt in range(1, backoff.max_attempts + 1):
+        if attempt > 1:
+            backoff.wait(attempt - 1)
+        calls += 1
+        try:
+            answer = request([{"Id": key, **entry} for key, entry in pending.items()])
+        except (ClientError, BotoCoreError) as error:
+            errors = dict.fromkeys(pending, describe_error(error))
+            continue
+        for ok in answer.get("Successful", []):
+            if pending.pop(ok["Id"], None) is not None:
+                errors.pop(ok["Id"], None)
+                accepted.append(ok["Id"])
+        for failed in answer.get("Failed", []):
+            key = failed.get("Id", "")
+            if key not in pending:
+                continue
+            reported = f"{failed.get('Code')}: {failed.get('Message', '')}"
+            if failed.get("SenderFault"):
+                del pending[key]
+                errors.pop(key, None)
+                given_up[key] = reported
+            else:
+                errors[key] = reported
+        if not pending:
+            break
+    given_up.update({key: errors.get(key, "not accepted") for key in pending})
+    return accepted, given_up, calls
+
+
 class DeadLetterQueue:
     """Sends dead letters to one SQS queue in batches, retrying entries SQS reports as failed."""
 
@@ -92,30 +135,18 @@ class DeadLetterQueue:
             self._send_chunk(chunk)
 
     def _send_chunk(self, chunk: list[tuple[DeadLetter, str]]) -> None:
-        pending = {str(index): item for index, item in enumerate(chunk)}
-        last_error = "unknown"
-        for attempt in range(1, self._backoff.max_attempts + 1):
-            if attempt > 1:
-                self._backoff.wait(attempt - 1)
-            try:
-                answer = self._sqs.send_message_batch(
-                    QueueUrl=self._queue_url,
-                    Entries=[{"Id": key, "MessageBody": body} for key, (_, body) in pending.items()],
-                )
-            except (ClientError, BotoCoreError) as error:  # retried, then surfaced as unavailable
-                last_error = describe_error(error)
-                continue
-            for ok in answer.get("Successful", []):
-                self.sent.append(pending.pop(ok["Id"])[0])
-            failed = answer.get("Failed", [])
-            if not pending:
-                return
-            last_error = "; ".join(f"{f.get('Code')}: {f.get('Message', '')}" for f in failed) or last_error
-            if any(f.get("SenderFault") for f in failed):
-                break  # a sender fault (e.g. message too large) will not succeed on retry
-        raise DeadLetterQueueUnavailable(
-            f"{len(pending)} dead letter(s) could not be sent to {self._queue_url}: {last_error}"
+        letters = {str(index): letter for index, (letter, _) in enumerate(chunk)}
+        accepted, given_up, _ = sqs_batch_with_retries(
+            lambda entries: self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries),
+            {str(index): {"MessageBody": body} for index, (_, body) in enumerate(chunk)},
+            self._backoff,
         )
+        self.sent.extend(letters[key] for key in accepted)
+        if given_up:
+            errors = "; ".join(sorted(set(given_up.values())))
+            raise DeadLetterQueueUnavailable(
+                f"{len(given_up)} dead letter(s) could not be sent to {self._queue_url}: {errors}"
+            )
 
 
 def _chunks(items: list[tuple[DeadLetter, str]]) -> list[list[tuple[DeadLetter, str]]]:

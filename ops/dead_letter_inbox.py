@@ -13,10 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.dead_letters import DeadLetter
+from chalicelib.dead_letters import SQS_BATCH_LIMIT, DeadLetter
 from ops.stream_batch_failure import StreamBatchFailure
 
-SQS_BATCH_LIMIT = 10
 RAW_INGEST_REASON = "moved by the ingest queue's redrive policy (maxReceiveCount)"
 
 

@@ -15,9 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.backoff import Backoff
-from chalicelib.dead_letters import describe_error
-
-SQS_BATCH_LIMIT = 10
+from chalicelib.dead_letters import SQS_BATCH_LIMIT, describe_error, sqs_batch_with_retries
 
 
 @dataclass(frozen=True)
@@ -94,35 +92,11 @@ class SourceQueue:
         return failures
 
     def _delete_chunk(self, url: str, chunk: list[Receipt]) -> list[DeleteFailure]:
-        pending = {str(index): receipt for index, receipt in enumerate(chunk)}
-        errors: dict[str, str] = {}
-        final: list[DeleteFailure] = []
-        for attempt in range(1, self._backoff.max_attempts + 1):
-            if attempt > 1:
-                self._backoff.wait(attempt - 1)
-            self.calls += 1
-            try:
-                answer = self._sqs.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[{"Id": key, "ReceiptHandle": r.receipt_handle} for key, r in pending.items()],
-                )
-            except (ClientError, BotoCoreError) as error:  # the whole request failed: try it again
-                errors = dict.fromkeys(pending, describe_error(error))
-                continue
-            for ok in answer.get("Successful", []):
-                pending.pop(ok["Id"], None)
-                errors.pop(ok["Id"], None)
-            for failed in answer.get("Failed", []):
-                key = failed.get("Id", "")
-                if key not in pending:
-                    continue
-                reported = f"{failed.get('Code')}: {failed.get('Message', '')}"
-                if failed.get("SenderFault"):
-                    final.append(DeleteFailure(pending.pop(key).message_id, reported))
-                    errors.pop(key, None)
-                else:
-                    errors[key] = reported
-            if not pending:
-                break
-        final.extend(DeleteFailure(r.message_id, errors.get(key, "not deleted")) for key, r in pending.items())
-        return final
+        receipts = {str(index): receipt for index, receipt in enumerate(chunk)}
+        _, given_up, calls = sqs_batch_with_retries(
+            lambda entries: self._sqs.delete_message_batch(QueueUrl=url, Entries=entries),
+            {key: {"ReceiptHandle": receipt.receipt_handle} for key, receipt in receipts.items()},
+            self._backoff,
+        )
+        self.calls += calls
+        return [DeleteFailure(receipts[key].message_id, error) for key, error in given_up.items()]
