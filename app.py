@@ -5,37 +5,39 @@ import os
 from chalice import Chalice, IAMAuthorizer
 
 from chalicelib import components
+from chalicelib.config import API_AUTH_IAM, api_auth
 from chalicelib.stream.dispatcher import records_of
 
 app = Chalice(app_name="stream-pipeline")
 
-# prod protects every write route with IAM (SigV4); dev stays open. Set per stage in config.json.
-WRITE_AUTH = IAMAuthorizer() if os.environ.get("API_AUTH", "none") == "iam" else None
+# Every route, reads too (they return personal data), needs SigV4 unless the stage sets API_AUTH=none (dev).
+# Read at import: `chalice package/deploy` put the stage's variables in the environment first.
+AUTH = IAMAuthorizer() if api_auth() == API_AUTH_IAM else None
 
 
 # --- Users API -----------------------------------------------------------------------------------
 
-@app.route("/users", methods=["POST"], authorizer=WRITE_AUTH)
+@app.route("/users", methods=["POST"], authorizer=AUTH)
 def create_user():
     return components.users_routes().create(app.current_request)
 
 
-@app.route("/users", methods=["GET"])
+@app.route("/users", methods=["GET"], authorizer=AUTH)
 def list_users():
     return components.users_routes().list(app.current_request)
 
 
-@app.route("/users/{email}", methods=["GET"])
+@app.route("/users/{email}", methods=["GET"], authorizer=AUTH)
 def get_user(email):
     return components.users_routes().get(email)
 
 
-@app.route("/users/{email}", methods=["PATCH"], authorizer=WRITE_AUTH)
+@app.route("/users/{email}", methods=["PATCH"], authorizer=AUTH)
 def update_user(email):
     return components.users_routes().update(email, app.current_request)
 
 
-@app.route("/users/{email}", methods=["DELETE"], authorizer=WRITE_AUTH)
+@app.route("/users/{email}", methods=["DELETE"], authorizer=AUTH)
 def delete_user(email):
     return components.users_routes().delete(email)
 
@@ -65,17 +67,17 @@ def ingest_device_metadata(event):
 
 # --- Orders: answer 202 at once; the orders stream runs the job ----------------------------------
 
-@app.route("/orders", methods=["POST"], authorizer=WRITE_AUTH)
+@app.route("/orders", methods=["POST"], authorizer=AUTH)
 def create_order():
     return components.orders_routes().create(app.current_request)
 
 
-@app.route("/orders", methods=["GET"])
+@app.route("/orders", methods=["GET"], authorizer=AUTH)
 def list_orders():
     return components.orders_routes().list(app.current_request)
 
 
-@app.route("/orders/{id}", methods=["GET"])
+@app.route("/orders/{id}", methods=["GET"], authorizer=AUTH)
 def get_order(id):
     return components.orders_routes().get(id)
 

@@ -61,3 +61,21 @@ class Settings:
             stream_dlq_url=need("STREAM_DLQ_URL"),
             fanout_max_attempts=attempts,
         )
+
+
+API_AUTH_IAM = "iam"
+API_AUTH_NONE = "none"
+
+
+def api_auth(env: Mapping[str, str] | None = None) -> str:
+    """`API_AUTH`: "iam" (SigV4 on every route) or "none" (open, the dev stage).
+
+    Unset or blank is "iam": a stage that says nothing is protected. Any other value is a ConfigurationError,
+    so a typo (`IAM`, `aim`) fails the import loudly instead of publishing an open API.
+    """
+    env = os.environ if env is None else env
+    value = env.get("API_AUTH", "").strip() or API_AUTH_IAM
+    if value not in (API_AUTH_IAM, API_AUTH_NONE):
+        raise ConfigurationError(f"API_AUTH must be {API_AUTH_IAM!r} (SigV4 on every route) or {API_AUTH_NONE!r} "
+                                 f"(open), got {value!r}")
+    return value
