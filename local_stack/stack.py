@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import boto3
 
+from chalicelib.config import API_AUTH_IAM, api_auth
 from local_stack.api import ApiServer
 from local_stack.delivery import RetryPolicy
 from local_stack.deployment import load_mapping_settings, template_variables
@@ -112,6 +113,7 @@ class LocalStack:
         self.api = ApiServer(app, self._chalice_config(), self.options.host, self.options.api_port)
         self._start_pollers(app)
         self.api.start()
+        self._log_api_protection()
 
     def stop(self) -> None:
         """Pollers first (no delivery is cut in half), then the API, then the emulator."""
@@ -122,6 +124,16 @@ class LocalStack:
             self.api.stop()  # also closes a socket bound by a start that failed later
         self.emulator.stop()
         logger.info("stopped")
+
+    def _log_api_protection(self) -> None:
+        # What API Gateway does on a deployed stage and this server does not, said once at start.
+        throttling = ("not throttled here (a deployed stage answers 429 beyond its rate and burst limits: "
+                      "infra/merge-template.yaml, Mappings.ApiThrottling)")
+        if api_auth(self.environment) == API_AUTH_IAM:
+            logger.warning("API of stage %s: API_AUTH=iam, but SigV4 is not checked here (chalice local admits "
+                           "unsigned requests; API Gateway checks them) and %s", self.options.stage, throttling)
+        else:
+            logger.info("API of stage %s: open (API_AUTH=none), %s", self.options.stage, throttling)
 
     def _stage_environment(self, outputs: dict[str, str]) -> dict[str, str]:
         variables = stage_variables(self.options.stage)  # API_AUTH and anything else the stage sets

@@ -10,8 +10,9 @@
 
 Then `chalice deploy --stage STAGE` (or `chalice package`) works with no hand edits.
 `--policies-only` skips AWS and regenerates step 3 from what config.json already records.
-`--event-sources`, run after `chalice deploy`, gives the deployed event source mappings the failure settings
-of infra/merge-template.yaml (what the `chalice package` path merges in), and changes nothing else.
+After `chalice deploy`, two steps give what it created the settings the `chalice package` path merges in from
+infra/merge-template.yaml, and change nothing else: `--event-sources` (the mappings' failure settings) and
+`--api-throttling` (the API stage's rate and burst limits). They can be given together.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--event-sources", action="store_true",
                       help="after `chalice deploy`: apply infra/merge-template.yaml's failure settings to the "
                            "deployed event source mappings (no stack change)")
+    parser.add_argument("--api-throttling", action="store_true",
+                        help="after `chalice deploy`: apply infra/merge-template.yaml's rate and burst limits to the "
+                             "deployed API stage (no stack change; combines with --event-sources)")
     parser.add_argument("--config", type=Path, default=CONFIG_PATH,
                         help="the Chalice config to record into (default .chalice/config.json; policies beside it)")
     parser.add_argument("--timeout", type=float, default=900.0,
@@ -46,8 +50,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
-    if args.event_sources:
-        return _tune_event_sources(args.stage, config_path)
+    if args.api_throttling and args.policies_only:
+        _console().print("[bold red]--api-throttling runs after `chalice deploy`; it does not combine with "
+                         "--policies-only[/]")
+        return 2
+    if args.event_sources or args.api_throttling:
+        tuned = _tune_event_sources(args.stage, config_path) if args.event_sources else 0
+        throttled = _throttle_api(args.stage, config_path) if args.api_throttling else 0
+        return max(tuned, throttled)
     try:
         if args.policies_only:
             outputs: dict[str, str] = {}
@@ -114,6 +124,23 @@ def _tune_event_sources(stage: str, config_path: Path) -> int:
     return 0
 
 
+def _throttle_api(stage: str, config_path: Path) -> int:
+    from ops.api_throttling import StageThrottler, deployed_rest_api, stage_throttling
+    from ops.event_sources import MERGE_TEMPLATE_PATH
+
+    try:
+        throttling = stage_throttling(MERGE_TEMPLATE_PATH.read_text(), stage)
+        rest_api_id, api_stage = deployed_rest_api(config_path, stage)
+        applied = StageThrottler(_session().client("apigateway")).apply(rest_api_id, api_stage, throttling)
+    except Exception as error:  # reported, not swallowed: the operator gets one clear line and exit 1
+        _console().print(f"[bold red]API throttling of {stage} not set:[/] {type(error).__name__}: {error}")
+        return 1
+    _console().print(f"API stage {api_stage} of stage {stage} (REST API {rest_api_id}) ← {MERGE_TEMPLATE_PATH.name}: "
+                     f"every method throttled at {applied['throttlingRateLimit']:g} requests/s, "
+                     f"burst {applied['throttlingBurstLimit']}")
+    return 0
+
+
 def _existing_variables(stage: str, config_path: Path) -> dict[str, str]:
     try:
         return stage_variables(stage, config_path)
@@ -148,5 +175,6 @@ def _print_summary(stage: str, outputs: Mapping[str, str], env: Mapping[str, str
     for function, relative in written.items():
         policy_table.add_row(function, relative)
     console.print(policy_table)
-    console.print(f"API write routes: {'IAM (SigV4)' if env.get('API_AUTH') == 'iam' else 'open'} "
-                  f"(API_AUTH={env.get('API_AUTH', 'none')}). Next: chalice deploy --stage {stage}")
+    console.print(f"API routes: {'every one needs IAM (SigV4)' if env.get('API_AUTH', 'iam') == 'iam' else 'open'} "
+                  f"(API_AUTH={env.get('API_AUTH', 'unset: iam')}). Next: chalice deploy --stage {stage}, then "
+                  f"python -m ops provision --stage {stage} --event-sources --api-throttling")
