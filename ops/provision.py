@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import API_AUTH_IAM, ConfigurationError, api_auth
 from ops import policies
 from ops.infrastructure import OUTPUT_VARIABLES, deploy_stack, stack_name, stage_environment
 from ops.stage import CONFIG_PATH, record_function_settings, record_stage_variables, stage_variables
@@ -175,6 +176,9 @@ def _print_summary(stage: str, outputs: Mapping[str, str], env: Mapping[str, str
     for function, relative in written.items():
         policy_table.add_row(function, relative)
     console.print(policy_table)
-    console.print(f"API routes: {'every one needs IAM (SigV4)' if env.get('API_AUTH', 'iam') == 'iam' else 'open'} "
-                  f"(API_AUTH={env.get('API_AUTH', 'unset: iam')}). Next: chalice deploy --stage {stage}, then "
-                  f"python -m ops provision --stage {stage} --event-sources --api-throttling")
+    try:
+        routes = "every one needs IAM (SigV4)" if api_auth(env) == API_AUTH_IAM else "[bold yellow]open to anyone[/]"
+    except ConfigurationError as error:
+        routes = f"[bold red]{error}: chalice will refuse to package or deploy the stage[/]"
+    console.print(f"API routes: {routes} (API_AUTH={env.get('API_AUTH', 'unset')}). Next: chalice deploy --stage "
+                  f"{stage}, then python -m ops provision --stage {stage} --event-sources --api-throttling")
