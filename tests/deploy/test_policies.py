@@ -208,13 +208,16 @@ def policy_file_id(path: Path) -> str:
     return str(path.relative_to(CHALICE_DIR))
 
 
-def test_there_are_policy_files_for_every_stage_and_function(chalice_config: dict[str, Any],
-                                                             app_shape: AppShape) -> None:
-    # Every file under .chalice/policies/ is some stage's function's policy: none is stale or stray.
-    configured = {CHALICE_DIR / values["iam_policy_file"] for stage in chalice_config["stages"].values()
-                  for values in stage.get("lambda_functions", {}).values() if "iam_policy_file" in values}
-    assert set(POLICY_FILES) == configured
-    assert len(POLICY_FILES) == len(chalice_config["stages"]) * len(app_shape.functions)
+def test_every_policy_file_names_only_its_stages_resources(chalice_config: dict[str, Any]) -> None:
+    # Functions' files and any other (an operator's): each under policies/<stage>/ of a configured stage.
+    assert len(POLICY_FILES) >= len(chalice_config["stages"]) * len(policies.FUNCTION_ACCESS)
+    for path in POLICY_FILES:
+        stage = path.relative_to(CHALICE_DIR / policies.POLICIES_DIR).parts[0]
+        assert stage in chalice_config["stages"], f"{policy_file_id(path)}: no stage {stage} is configured"
+        arns = policies.StageArns.from_environment(stage, stage_env(chalice_config, stage))
+        for statement in statements(json.loads(path.read_text())):
+            for resource in as_list(statement["Resource"]):
+                assert resource == "*" or belongs_to_stage(resource, arns), (policy_file_id(path), resource)
 
 
 @pytest.mark.parametrize("path", POLICY_FILES, ids=policy_file_id)
