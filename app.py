@@ -5,9 +5,16 @@ import os
 from chalice import Chalice, IAMAuthorizer
 
 from chalicelib import components
+from chalicelib.observability.invocation import observe_request, observed
 from chalicelib.stream.dispatcher import records_of
 
 app = Chalice(app_name="stream-pipeline")
+
+
+# Every log line is one JSON object, with the Lambda request id (and the consumer, on event handlers).
+@app.middleware("http")
+def structured_logs(request, get_response):
+    return observe_request(app.log, request, get_response)
 
 # prod protects every write route with IAM (SigV4); dev stays open. Set per stage in config.json.
 WRITE_AUTH = IAMAuthorizer() if os.environ.get("API_AUTH", "none") == "iam" else None
@@ -44,12 +51,14 @@ def delete_user(email):
 
 @app.on_dynamodb_record(stream_arn=os.environ["USERS_STREAM_ARN"], batch_size=100,
                         starting_position="TRIM_HORIZON", name="replicate_users")
+@observed("replication")
 def replicate_users(event):
     return components.replication_consumer().handle(records_of(event))
 
 
 @app.on_dynamodb_record(stream_arn=os.environ["USERS_STREAM_ARN"], batch_size=100,
                         starting_position="TRIM_HORIZON", name="fanout_users")
+@observed("fanout")
 def fanout_users(event):
     return components.fanout_consumer().handle(records_of(event))
 
@@ -59,6 +68,7 @@ def fanout_users(event):
 
 @app.on_sqs_message(queue=os.environ["INGEST_QUEUE"], batch_size=100, maximum_batching_window_in_seconds=1,
                     name="ingest_device_metadata")
+@observed("ingest")
 def ingest_device_metadata(event):
     return components.ingest_consumer().handle(event.to_dict())
 
@@ -82,5 +92,6 @@ def get_order(id):
 
 @app.on_dynamodb_record(stream_arn=os.environ["ORDERS_STREAM_ARN"], batch_size=100,
                         starting_position="TRIM_HORIZON", name="process_orders")
+@observed("orders")
 def process_orders(event):
     return components.order_processor().handle(records_of(event))
