@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-DEFAULT_NAMESPACE = "stream-pipeline"
+from chalicelib.config import DEFAULT_METRICS_NAMESPACE as DEFAULT_NAMESPACE
+
 DIMENSION = "consumer"
 
 RECORDS_IN = "RecordsIn"
