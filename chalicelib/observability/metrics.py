@@ -38,7 +38,7 @@ class ConsumerMetrics:
     dead_lettered: int = 0
     retries: int = 0
     aws_calls: int = 0
-    oldest_record_at: datetime | None = None  # stream consumers: the oldest record's creation time
+    oldest_created_at: datetime | None = None  # stream consumers: the oldest record's creation time
 
     def counts(self) -> dict[str, int]:
         """The Count metrics by SPEC name."""
@@ -46,11 +46,11 @@ class ConsumerMetrics:
                 RECORDS_DEAD_LETTERED: self.dead_lettered, RETRIES: self.retries, AWS_CALLS: self.aws_calls}
 
 
-def stream_lag_ms(oldest_record_at: datetime | None, now: datetime) -> int | None:
+def stream_lag_ms(oldest_created_at: datetime | None, now: datetime) -> int | None:
     """The invocation's time minus the oldest record's creation time, in ms (never negative: clocks drift)."""
-    if oldest_record_at is None:
+    if oldest_created_at is None:
         return None
-    return max(0, round((_utc(now) - _utc(oldest_record_at)).total_seconds() * 1000))
+    return max(0, round((_utc(now) - _utc(oldest_created_at)).total_seconds() * 1000))
 
 
 def emf_document(consumer: str, metrics: ConsumerMetrics, now: datetime,
@@ -62,7 +62,7 @@ def emf_document(consumer: str, metrics: ConsumerMetrics, now: datetime,
     emf.add_dimension(DIMENSION, consumer)
     for name, value in metrics.counts().items():
         emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    lag = stream_lag_ms(metrics.oldest_record_at, now)
+    lag = stream_lag_ms(metrics.oldest_created_at, now)
     if lag is not None:
         emf.add_metric(name=STREAM_LAG_MS, unit=MetricUnit.Milliseconds, value=lag)
     emf.set_timestamp(int(_utc(now).timestamp() * 1000))

@@ -41,7 +41,7 @@ def assert_valid_emf(document: dict, namespace: str = "stream-pipeline") -> None
 def test_a_stream_batch_of_100_with_3_dead_letters() -> None:
     # GIVEN an invocation of 100 records, 3 dead-lettered, the oldest created 2.5 s before the invocation
     metrics = ConsumerMetrics(records_in=100, applied=97, dead_lettered=3, retries=2, aws_calls=7,
-                              oldest_record_at=NOW - timedelta(seconds=2.5))
+                              oldest_created_at=NOW - timedelta(seconds=2.5))
 
     # WHEN its document is built
     document = emf_document("replication", metrics, NOW)
@@ -69,7 +69,7 @@ def test_the_service_variable_of_powertools_adds_no_dimension(monkeypatch: pytes
 
 def test_emit_prints_one_line_per_invocation() -> None:
     out = io.StringIO()
-    emit("orders", ConsumerMetrics(records_in=3, applied=3, aws_calls=3, oldest_record_at=NOW), NOW, out=out)
+    emit("orders", ConsumerMetrics(records_in=3, applied=3, aws_calls=3, oldest_created_at=NOW), NOW, out=out)
     (line,) = out.getvalue().splitlines()
     assert_valid_emf(json.loads(line))
 
