@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TextIO
 
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-
 LOGGER_NAME = "chalicelib"
 FUNCTION_NAME_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
 KEY_ORDER = ["level", "message", "consumer", "function", "aws_request_id", "timestamp", "location"]
@@ -56,6 +54,9 @@ class StdoutHandler(logging.StreamHandler):
 
 def json_formatter() -> logging.Formatter:
     """One JSON object per line: level, message, the invocation's keys, UTC timestamp, code location."""
+    # Imported on first use, like every capability (components.py): `import app` stays as fast as it was.
+    from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
     return LambdaPowertoolsFormatter(log_record_order=list(KEY_ORDER), utc=True, use_rfc3339=True)
 
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
-
 from chalicelib.config import DEFAULT_METRICS_NAMESPACE as DEFAULT_NAMESPACE
 
 DIMENSION = "consumer"
@@ -56,6 +54,8 @@ def stream_lag_ms(oldest_created_at: datetime | None, now: datetime) -> int | No
 def emf_document(consumer: str, metrics: ConsumerMetrics, now: datetime,
                  namespace: str = DEFAULT_NAMESPACE) -> dict[str, Any]:
     """The EMF document of one invocation (pure): the counts, and StreamLagMs when the batch had creation times."""
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit  # on first use: see logs.json_formatter
+
     emf = EphemeralMetrics(namespace=namespace)
     # POWERTOOLS_SERVICE_NAME would add a `service` dimension: the SPEC's set is [["consumer"]].
     emf.service = None  # type: ignore[assignment]
