@@ -6,6 +6,7 @@ from chalice import Chalice, IAMAuthorizer
 
 from chalicelib import components
 from chalicelib.config import API_AUTH_IAM, api_auth
+from chalicelib.observability.invocation import observe_request, observed
 from chalicelib.stream.dispatcher import records_of
 
 app = Chalice(app_name="stream-pipeline")
@@ -13,6 +14,12 @@ app = Chalice(app_name="stream-pipeline")
 # Every route, reads too (they return personal data), needs SigV4 unless the stage sets API_AUTH=none (dev).
 # Read at import: `chalice package/deploy` put the stage's variables in the environment first.
 AUTH = IAMAuthorizer() if api_auth() == API_AUTH_IAM else None
+
+
+# Every log line is one JSON object, with the Lambda request id (and the consumer, on event handlers).
+@app.middleware("http")
+def structured_logs(request, get_response):
+    return observe_request(app.log, request, get_response)
 
 
 # --- Users API -----------------------------------------------------------------------------------
@@ -46,12 +53,14 @@ def delete_user(email):
 
 @app.on_dynamodb_record(stream_arn=os.environ["USERS_STREAM_ARN"], batch_size=100,
                         starting_position="TRIM_HORIZON", name="replicate_users")
+@observed("replication")
 def replicate_users(event):
     return components.replication_consumer().handle(records_of(event))
 
 
 @app.on_dynamodb_record(stream_arn=os.environ["USERS_STREAM_ARN"], batch_size=100,
                         starting_position="TRIM_HORIZON", name="fanout_users")
+@observed("fanout")
 def fanout_users(event):
     return components.fanout_consumer().handle(records_of(event))
 
@@ -61,6 +70,7 @@ def fanout_users(event):
 
 @app.on_sqs_message(queue=os.environ["INGEST_QUEUE"], batch_size=100, maximum_batching_window_in_seconds=1,
                     name="ingest_device_metadata")
+@observed("ingest")
 def ingest_device_metadata(event):
     return components.ingest_consumer().handle(event.to_dict())
 
@@ -84,5 +94,6 @@ def get_order(id):
 
 @app.on_dynamodb_record(stream_arn=os.environ["ORDERS_STREAM_ARN"], batch_size=100,
                         starting_position="TRIM_HORIZON", name="process_orders")
+@observed("orders")
 def process_orders(event):
     return components.order_processor().handle(records_of(event))

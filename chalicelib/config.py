@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 DEFAULT_EVENT_SOURCE = "stream-pipeline.users"
 DEFAULT_FANOUT_MAX_ATTEMPTS = 3
+DEFAULT_METRICS_NAMESPACE = "stream-pipeline"
 
 
 class ConfigurationError(RuntimeError):
@@ -28,6 +29,7 @@ class Settings:
     event_source: str
     stream_dlq_url: str
     fanout_max_attempts: int
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE  # CloudWatch namespace of the consumers' EMF metrics
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +62,7 @@ class Settings:
             event_source=env.get("EVENT_SOURCE", "").strip() or DEFAULT_EVENT_SOURCE,
             stream_dlq_url=need("STREAM_DLQ_URL"),
             fanout_max_attempts=attempts,
+            metrics_namespace=env.get("METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE,
         )
 
 

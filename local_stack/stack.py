@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import boto3
 
 from chalicelib.config import API_AUTH_IAM, api_auth
+from local_stack import function_output
 from local_stack.api import ApiServer
 from local_stack.delivery import RetryPolicy
 from local_stack.deployment import load_mapping_settings, template_variables
@@ -104,6 +105,7 @@ class LocalStack:
         outputs = deploy_stack(boto3.client("cloudformation"), self.options.stage, poll=0.1)
         self.environment = self._stage_environment(outputs)
         os.environ.update(self.environment)  # before `import app`: decorators read USERS_STREAM_ARN etc.
+        function_output.install()  # each function's stdout read back: its JSON logs rendered, its EMF forwarded
         logger.info("stage %s environment (stack outputs over .chalice/config.json; stream ARNs are new each "
                     "start): %s", self.options.stage, ", ".join(
                         f"{name}={value}" for name, value in sorted(self.environment.items()) if name.endswith("_ARN")
@@ -123,6 +125,7 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()  # also closes a socket bound by a start that failed later
         self.emulator.stop()
+        function_output.uninstall()
         logger.info("stopped")
 
     def _log_api_protection(self) -> None:
@@ -166,13 +169,14 @@ class LocalStack:
         if faults.pending:
             logger.warning("%s: first delivery to %s will fail", FAIL_ONCE_VARIABLE, ", ".join(sorted(faults.pending)))
         retry = RetryPolicy(max_retry_attempts=self.options.max_retry_attempts)
+        metrics = function_output.MetricsForwarder(boto3.client("cloudwatch"))
         for source in discovery.sources:
             settings = load_mapping_settings(source.name, variables)
             function = self._chalice_config(source.name)  # timeout and memory as `chalice deploy` sets them
             invoker = Invoker(source.name, resolve_handler(source.handler_string), settings.report_failures, faults,
                               timeout_ms=int(function.lambda_timeout or DEFAULT_TIMEOUT_S) * 1000,
                               function_name=f"{function.app_name}-{self.options.stage}-{source.name}",
-                              memory_mb=int(function.lambda_memory_size or DEFAULT_MEMORY_MB))
+                              memory_mb=int(function.lambda_memory_size or DEFAULT_MEMORY_MB), metrics=metrics)
             poller: Poller
             if isinstance(source, StreamSource):
                 poller = StreamPoller(source, invoker, boto3.client("dynamodbstreams"), retry, settings,

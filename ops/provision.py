@@ -4,7 +4,7 @@
    AWS, or the emulator when AWS_ENDPOINT_URL is set).
 2. Record the resulting names and ARNs in the stage's `environment_variables` in .chalice/config.json
    (everything else in the file is kept; settings an operator chose — EVENT_SOURCE, FANOUT_MAX_ATTEMPTS,
-   API_AUTH — are only filled in when missing).
+   API_AUTH, METRICS_NAMESPACE — are only filled in when missing). The dashboard reads METRICS_NAMESPACE.
 3. Regenerate the stage's least-privilege IAM policies (.chalice/policies/<stage>/<function>.json) from
    those ARNs and point each function's `iam_policy_file` at its file.
 
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import API_AUTH_IAM, ConfigurationError, api_auth
+from chalicelib.config import API_AUTH_IAM, DEFAULT_METRICS_NAMESPACE, ConfigurationError, api_auth
 from ops import policies
 from ops.infrastructure import OUTPUT_VARIABLES, deploy_stack, stack_name, stage_environment
 from ops.stage import CONFIG_PATH, record_function_settings, record_stage_variables, stage_variables
@@ -30,7 +30,7 @@ from ops.stage import CONFIG_PATH, record_function_settings, record_stage_variab
 HELP = "create or update the stage's resources and record their names, ARNs and IAM policies"
 
 # Chosen by an operator, not by the stack: written only when the stage has no value yet.
-OPERATOR_SETTINGS = ("EVENT_SOURCE", "FANOUT_MAX_ATTEMPTS", "API_AUTH")
+OPERATOR_SETTINGS = ("EVENT_SOURCE", "FANOUT_MAX_ATTEMPTS", "API_AUTH", "METRICS_NAMESPACE")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
         if args.policies_only:
             outputs: dict[str, str] = {}
         else:
-            outputs = _deploy(args.stage, args.timeout)
-            record_stage_variables(args.stage, stage_variables_to_record(
-                args.stage, outputs, _existing_variables(args.stage, config_path)), config_path)
+            existing = _existing_variables(args.stage, config_path)
+            outputs = _deploy(args.stage, args.timeout, existing)
+            record_stage_variables(args.stage, stage_variables_to_record(args.stage, outputs, existing), config_path)
         env = stage_variables(args.stage, config_path)
         written = policies.write_policies(config_path.parent, args.stage, env)
         record_function_settings(args.stage, {fn: {"iam_policy_file": rel} for fn, rel in written.items()},
@@ -97,8 +97,11 @@ def _session() -> Any:
     return session
 
 
-def _deploy(stage: str, timeout: float) -> dict[str, str]:
-    return deploy_stack(_session().client("cloudformation"), stage, timeout=timeout)
+def _deploy(stage: str, timeout: float, existing: Mapping[str, str]) -> dict[str, str]:
+    # The dashboard shows the namespace the functions write to (a stage may choose its own).
+    namespace = existing.get("METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
+    return deploy_stack(_session().client("cloudformation"), stage, timeout=timeout,
+                        parameters={"MetricsNamespace": namespace})
 
 
 def _tune_event_sources(stage: str, config_path: Path) -> int:

@@ -66,3 +66,12 @@ def chalice_client(aws: StageResources, tmp_path: Path) -> Iterator[object]:
     }))
     with Client(app, stage_name="test", project_dir=str(tmp_path)) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def _plain_logging() -> Iterator[None]:
+    """A handler call configures JSON logging for the process; undo it, so caplog sees the next test's lines."""
+    yield
+    from chalicelib.observability import logs
+
+    logs.unconfigure()

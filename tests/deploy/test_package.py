@@ -10,6 +10,7 @@ import pytest
 import yaml
 from cfnlint.api import lint
 
+from local_stack.deployment import parse_template
 from ops import policies
 from tests.deploy.conftest import CHALICE_DIR, INFRA_TEMPLATE, MERGE_TEMPLATE, AppShape, Package
 
@@ -107,7 +108,7 @@ def test_queue_mapping_reports_batch_item_failures(prod_package: Package, app_sh
 
 def test_ingest_visibility_timeout_is_at_least_six_times_the_ingest_function_timeout(
         prod_package: Package, app_shape: AppShape) -> None:
-    infra = yaml.safe_load(INFRA_TEMPLATE.read_text().replace("!", ""))  # short tags: only the default matters
+    infra = parse_template(INFRA_TEMPLATE.read_text())
     visibility = int(infra["Parameters"]["IngestVisibilityTimeout"]["Default"])
     for function in app_shape.queue_functions:
         timeout = prod_package.sam["Resources"][logical_id(function)]["Properties"]["Timeout"]
