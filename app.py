@@ -5,7 +5,7 @@ import os
 from chalice import Chalice, IAMAuthorizer
 
 from chalicelib import components
-from chalicelib.stream.dispatcher import records_of
+from chalicelib.consumer_runtime import records_of
 
 app = Chalice(app_name="stream-pipeline")
 
@@ -60,7 +60,7 @@ def fanout_users(event):
 @app.on_sqs_message(queue=os.environ["INGEST_QUEUE"], batch_size=100, maximum_batching_window_in_seconds=1,
                     name="ingest_device_metadata")
 def ingest_device_metadata(event):
-    return components.ingest_consumer().handle(event.to_dict())
+    return components.ingest_consumer().handle(records_of(event))
 
 
 # --- Orders: answer 202 at once; the orders stream runs the job ----------------------------------
