@@ -50,7 +50,15 @@ class SystemicFault(NamedTuple):
 
 
 class RetryLater(RuntimeError):
-    """Some messages must come back (a passing or systemic failure): they stay in their queue."""
+    """Some messages must come back (a passing or systemic failure): they stay in their queue.
+
+    `remaining`: messages left for a later delivery; `undeleted`: finished ones whose delete failed (they
+    come back too, harmlessly)."""
+
+    def __init__(self, message: str, remaining: int, undeleted: int):
+        super().__init__(message)
+        self.remaining = remaining
+        self.undeleted = undeleted
 
 
 @dataclass
@@ -169,7 +177,7 @@ class ConsumerRuntime:
                    + "; ".join(f"{count} × {cause}" for cause, count in causes.items()))
         if undeleted:
             message += f" ({len(undeleted)} finished message(s) could not be deleted and will be delivered again)"
-        raise RetryLater(message)
+        raise RetryLater(message, len(outcome.left), len(undeleted))
 
 
 def record_ids(record: Any) -> dict[str, str]:
