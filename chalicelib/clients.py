@@ -40,10 +40,19 @@ def client(service: str) -> Any:
 def remember[T](what: str, name: str, learn: Callable[[], T]) -> T:
     """A fact about a resource, learned from AWS once per process (e.g. a queue's size limit): `learn()` runs
     the first time `what` of `name` is asked at this endpoint and region; an error is not remembered."""
-    key = (what, name, os.environ.get("AWS_ENDPOINT_URL") or "", os.environ.get("AWS_DEFAULT_REGION") or "")
+    key = _fact(what, name)
     if key not in _learned:
         _learned[key] = learn()
     return _learned[key]
+
+
+def forget(what: str, name: str) -> None:
+    """Learn `what` of `name` again next time (it may have changed since)."""
+    _learned.pop(_fact(what, name), None)
+
+
+def _fact(what: str, name: str) -> tuple[str, ...]:
+    return what, name, os.environ.get("AWS_ENDPOINT_URL") or "", os.environ.get("AWS_DEFAULT_REGION") or ""
 
 
 def override(service: str, replacement: Any) -> None:

@@ -179,7 +179,8 @@ class DeadLetterQueue:
         return self._stats + self._store.stats
 
     def max_message_bytes(self) -> int:
-        """The queue's MaximumMessageSize (GetQueueAttributes once per process and queue; raises GaveUp)."""
+        """The queue's MaximumMessageSize (GetQueueAttributes once per process and queue, again after SQS refused
+        a letter; raises GaveUp)."""
         def learn() -> int:
             answer = retry_call(lambda: self._sqs.get_queue_attributes(
                 QueueUrl=self.queue_url, AttributeNames=["MaximumMessageSize"]), self._backoff, self._stats)
@@ -217,6 +218,10 @@ class DeadLetterQueue:
 
         given_up = retry_pending(entries, send_batch, self._backoff, self._stats,
                                  requests=lambda pending: batches(pending, limit))
+        if any(failed.failure.fault is Fault.ITEM for failed in given_up):
+            # e.g. "Message must be shorter than …": the queue's limit may have been lowered since this process
+            # learned it; the delivery Lambda retries learns it again.
+            clients.forget("MaximumMessageSize", self.queue_url)
         failed = {failed.item.index for failed in given_up}
         delivery.failed.extend((failed.item.letter, failed.failure) for failed in given_up)
         delivery.stored.extend(entry.letter for entry in entries if entry.index not in failed)

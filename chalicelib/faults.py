@@ -52,8 +52,9 @@ ITEM_CODES = frozenset({
     "ValidationException", "ItemCollectionSizeLimitExceededException", "ConditionalCheckFailedException",
     # EventBridge per-entry rejections
     "InvalidArgument", "MalformedDetail",
-    # SQS: the batch is too long as a whole (split it) or an entry's body is invalid
+    # SQS: the batch is too long as a whole (split it), or an entry is (too long for the queue, invalid body)
     "AWS.SimpleQueueService.BatchRequestTooLong", "BatchRequestTooLong", "InvalidMessageContents",
+    "InvalidParameterValue",
     # S3: the object itself is refused
     "EntityTooLarge",
 })

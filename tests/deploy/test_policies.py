@@ -34,11 +34,16 @@ def stage_env(config: dict[str, Any], stage: str) -> dict[str, str]:
 
 
 def belongs_to_stage(resource: str, arns: policies.StageArns) -> bool:
-    """An ARN in the stage's partition, region and account, naming a resource of `stream-pipeline-<stage>`."""
+    """An ARN in the stage's partition, region and account, naming a resource of `stream-pipeline-<stage>`
+    (S3 ARNs name no region or account: the statement's `s3:ResourceAccount` condition pins the account)."""
     parts = resource.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn":
         return False
     _, partition, service, region, account, rest = parts
+    if service == "s3":
+        bucket = rest.split("/")[0]
+        return (partition, region, account) == (arns.partition, "", "") and bucket.startswith(
+            f"{policies.APP_NAME}-{arns.stage}-")
     if (partition, region, account) != (arns.partition, arns.region, arns.account):
         return False
     prefix = f"{policies.APP_NAME}-{arns.stage}"
@@ -99,6 +104,7 @@ def test_committed_policies_are_what_provision_generates_from_the_recorded_arns(
 @pytest.mark.parametrize("stage", STAGES)
 def test_no_wildcard_action_and_the_only_wildcard_resource_is_list_streams(
         stage: str, chalice_config: dict[str, Any], app_shape: AppShape) -> None:
+    arns = policies.StageArns.from_environment(stage, stage_env(chalice_config, stage))
     for function in app_shape.functions:
         document = committed_policy(chalice_config, stage, function)
         assert document["Version"] == "2012-10-17"
@@ -111,6 +117,10 @@ def test_no_wildcard_action_and_the_only_wildcard_resource_is_list_streams(
                 if resource == "*":
                     # ListStreams has no resource type in IAM: the one action that cannot be scoped.
                     assert sorted(actions) == LIST_STREAMS_ONLY, (function, statement)
+                elif resource.startswith("arn:aws:s3:::"):
+                    # Objects under a prefix of the stage's bucket, in the stage's account only.
+                    assert resource.endswith("/*") and "*" not in resource.removesuffix("/*"), (function, resource)
+                    assert statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": arns.account}}
                 else:
                     # Log streams of the function's own group are the only pattern: `...:log-group:<name>:*`.
                     assert "*" not in resource.removesuffix(":*") and (
@@ -161,23 +171,49 @@ def test_prod_access_map_matches_what_each_function_does(chalice_config: dict[st
     replicate = granted(committed_policy(chalice_config, "prod", "replicate_users"))
     assert replicate["dynamodb:BatchWriteItem"] == {arns.users_by_location_table}
     assert replicate["dynamodb:GetRecords"] == {arns.users_stream}
-    assert replicate["sqs:SendMessage"] == {arns.stream_dlq}
+    assert replicate["sqs:SendMessage"] == replicate["sqs:GetQueueAttributes"] == {arns.stream_dlq}
+    assert replicate["s3:PutObject"] == {arns.dead_letter_bucket + "/replication/*"}
 
     fanout = granted(committed_policy(chalice_config, "prod", "fanout_users"))
     assert fanout["events:PutEvents"] == {arns.event_bus}
     assert fanout["sqs:SendMessage"] == {arns.stream_dlq}
+    assert fanout["s3:PutObject"] == {arns.dead_letter_bucket + "/fanout/*"}
     assert not any(a.startswith("dynamodb:") and a not in {*policies.STREAM_READ, "dynamodb:ListStreams"}
                    for a in fanout)
 
     ingest = granted(committed_policy(chalice_config, "prod", "ingest_device_metadata"))
     assert ingest["sqs:DeleteMessage"] == ingest["sqs:ReceiveMessage"] == {arns.ingest_queue}
     assert ingest["sqs:SendMessage"] == {arns.ingest_dlq}
+    assert ingest["sqs:GetQueueAttributes"] == {arns.ingest_queue, arns.ingest_dlq}
     assert ingest["dynamodb:BatchWriteItem"] == {arns.device_metadata_table}
+    assert ingest["s3:PutObject"] == {arns.dead_letter_bucket + "/ingest/*"}
 
     orders = granted(committed_policy(chalice_config, "prod", "process_orders"))
     assert orders["dynamodb:UpdateItem"] == {arns.orders_table}
     assert orders["dynamodb:GetRecords"] == {arns.orders_stream}
     assert orders["sqs:SendMessage"] == {arns.stream_dlq}
+    assert orders["s3:PutObject"] == {arns.dead_letter_bucket + "/orders/*"}
+    # no function reads or deletes letters: only the operator's redrive role does
+    assert not any(a in ("s3:GetObject", "s3:DeleteObject") for fn in (replicate, fanout, ingest, orders) for a in fn)
+
+
+# --- the operator's policy for `ops redrive` --------------------------------------------------
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_committed_operator_policy_is_what_provision_generates_and_names_only_the_stage(
+        stage: str, chalice_config: dict[str, Any]) -> None:
+    arns = policies.StageArns.from_environment(stage, stage_env(chalice_config, stage))
+    path = CHALICE_DIR / policies.policy_path(stage, policies.OPERATOR_REDRIVE)
+    document = json.loads(path.read_text())
+    assert path.read_text() == policies.render(policies.operator_policy_document(policies.OPERATOR_REDRIVE, arns))
+    for statement in statements(document):
+        assert statement["Effect"] == "Allow" and all("*" not in a for a in as_list(statement["Action"]))
+        for resource in as_list(statement["Resource"]):
+            assert belongs_to_stage(resource, arns), resource
+    operator = granted(document)
+    assert operator["s3:GetObject"] == operator["s3:DeleteObject"] == {arns.dead_letter_bucket + "/*"}
+    assert operator["sqs:DeleteMessage"] == {arns.stream_dlq, arns.ingest_dlq}
+    assert "s3:PutObject" not in operator and "sqs:SendMessage" not in operator  # redrive never writes letters
 
 
 # --- deriving ARNs from a stage's variables: malformed inputs -----------------------------------
@@ -201,6 +237,7 @@ def test_stage_arns_reject_streams_in_different_regions(chalice_config: dict[str
     ("USERS_STREAM_ARN", "arn:aws:dynamodb:us-east-1:123456789012:table/t", "not a DynamoDB stream ARN"),
     ("INGEST_DLQ_URL", "stream-pipeline-prod-ingest-dlq", "INGEST_DLQ_URL is not a queue URL"),
     ("EVENT_BUS_NAME", "  ", "EVENT_BUS_NAME is not set"),
+    ("DEAD_LETTER_BUCKET", "", "DEAD_LETTER_BUCKET is not set"),
 ])
 def test_stage_arns_name_the_variable_that_is_off(chalice_config: dict[str, Any], variable: str, value: str,
                                                   reason: str) -> None:

@@ -155,6 +155,19 @@ def test_a_letter_of_a_modify_of_a_390_kb_binary_item_is_kept_too(aws):
     assert kept == letter
 
 
+def test_a_limit_lowered_while_a_process_is_warm_is_learned_again_and_the_next_delivery_keeps_the_letter(aws):
+    # GIVEN a process that learned the queue's 1 MiB limit, then an operator lowers it to 256 KiB
+    letter_queue(aws).send([DeadLetter("fanout", "r", "e", 1, {"small": True})])
+    with_limit(aws, 262144)
+    big = DeadLetter("fanout", "r", "e", 1, {"blob": "b" * 300_000})
+    # WHEN a 300 KB letter is sent THEN SQS refuses it (too long for the queue now): reported, not lost
+    (failed,) = letter_queue(aws).send([big]).failed
+    assert failed[1].fault is Fault.ITEM
+    # AND the next delivery (Lambda's retry) learns the limit again and keeps the letter in S3
+    assert letter_queue(aws).send([big]).stored == [big]
+    assert "recordLocation" in drain(aws["StreamDlqUrl"])[-1]
+
+
 def test_a_letter_s3_refuses_is_reported_and_its_neighbours_are_stored(aws):
     with_limit(aws, 1024)
     s3 = FaultyClient(boto3.client("s3"), put_object=raising(aws_error("s3", "PutObject", "AccessDenied", status=403)))

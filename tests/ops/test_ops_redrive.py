@@ -293,6 +293,7 @@ def large_fanout_letter(aws: StageResources) -> dict[str, Any]:
     MaximumMessageSize is 256 KiB: its letter is in S3, the queue holds the pointer."""
     sqs = boto3.client("sqs")
     sqs.set_queue_attributes(QueueUrl=aws["StreamDlqUrl"], Attributes={"MaximumMessageSize": "262144"})
+    clients.forget("MaximumMessageSize", aws["StreamDlqUrl"])  # as a freshly started function would
     big = insert({"email": "big@example.com", "state": "NY", "city": "Albany", "blob": "b" * 300_000})
 
     def reject(_call: Any, **kw: Any) -> Any:
@@ -303,7 +304,7 @@ def large_fanout_letter(aws: StageResources) -> dict[str, Any]:
     clients.override("events", FaultyClient(real, put_events=reject))
     assert components.fanout_consumer().handle([big]) == {"batchItemFailures": []}
     clients.override("events", real)
-    (body,) = letter_bodies(aws["StreamDlqUrl"])
+    (body,) = [body for body in letter_bodies(aws["StreamDlqUrl"]) if "recordLocation" in body]
     pointer = json.loads(body)
     assert len(body.encode()) <= 262144 and pointer["record"] is None
     bucket, key = parse_location(pointer["recordLocation"])
@@ -346,3 +347,26 @@ def test_a_letter_whose_object_is_gone_is_reported_and_left(
     out = capsys.readouterr().out
     assert "unreadable" in out and "NoSuchKey" in out
     assert depth(aws["StreamDlqUrl"]) == 1
+
+
+def test_redrive_needs_nothing_beyond_the_operator_policy(
+        aws: StageResources, letters_of_every_consumer: dict[str, Any], large_fanout_letter: dict[str, Any],
+        run_ops: RunOps) -> None:
+    from ops import policies
+    from tests.support.iam import SERVICE_PREFIX, Recorder, denied
+    from tests.support.streams import lambda_records_from_stream
+
+    # GIVEN letters of every consumer, one kept in S3, and Lambda's failure record of a stream batch
+    boto3.client("sqs").send_message(QueueUrl=aws["StreamDlqUrl"], MessageBody=json.dumps(lambda_failure_record(
+        aws, "replicate_users", lambda_records_from_stream(aws["UsersStreamArn"])[:1])))
+    arns = policies.StageArns.from_environment("test", aws.env())
+    recorder = Recorder(arns)
+    for service in SERVICE_PREFIX:
+        recorder.attach(clients.client(service))
+    # WHEN the operator redrives them all
+    assert run_ops("redrive") == 0
+    # THEN every request it made is allowed by the operator policy `provision` writes for the stage
+    requests = recorder.take()
+    assert {action for action, _ in requests} >= {"s3:GetObject", "s3:DeleteObject", "sqs:ReceiveMessage",
+                                                  "sqs:DeleteMessage", "dynamodb:GetRecords", "events:PutEvents"}
+    assert denied(policies.operator_policy_document(policies.OPERATOR_REDRIVE, arns), requests) == []

@@ -61,6 +61,7 @@ def test_request_level_errors(service, operation, code, status, fault):
     ("AWS.SimpleQueueService.RequestThrottled;Sender", "RequestThrottled", RETRY),
     ("KMS.ThrottlingException;Sender", "KmsThrottled", RETRY),
     ("AWS.SimpleQueueService.BatchRequestTooLong;Sender", "BatchRequestTooLong", ITEM),
+    ("InvalidParameterValue;Sender", "InvalidParameterValue", ITEM),  # "Message must be shorter than …"
 ])
 def test_sqs_errors_over_json_carry_both_codes(query_error, json_code, fault):
     error = aws_error("sqs", "SendMessageBatch", json_code, query_error=query_error)
