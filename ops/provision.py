@@ -147,6 +147,8 @@ def _print_summary(stage: str, outputs: Mapping[str, str], env: Mapping[str, str
     policy_table.add_column("iam_policy_file (in .chalice/)")
     for function, relative in written.items():
         policy_table.add_row(function, relative)
+    for role in policies.OPERATOR_ACCESS:  # not Chalice's: attach it to the role that runs the verb
+        policy_table.add_row(f"(operator: {role.removeprefix('operator-')})", policies.policy_path(stage, role))
     console.print(policy_table)
     console.print(f"API write routes: {'IAM (SigV4)' if env.get('API_AUTH') == 'iam' else 'open'} "
                   f"(API_AUTH={env.get('API_AUTH', 'none')}). Next: chalice deploy --stage {stage}")
