@@ -18,16 +18,7 @@ from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, LetterStore, pa
 from chalicelib.faults import Fault
 from tests.support.events import insert, modify
 from tests.support.faults import CallCounter, FaultyClient, aws_error, raising
-
-
-def drain(url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    bodies: list[dict[str, Any]] = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
+from tests.support.queues import drain
 
 
 def test_letters_carry_the_spec_envelope_and_the_record_unchanged(aws):

@@ -21,6 +21,7 @@ from chalicelib.consumer_runtime import RetryLater
 from chalicelib.dead_letters import DeadLetterQueueUnavailable
 from tests.support.events import insert, sqs_message
 from tests.support.faults import FaultyClient, aws_error, raising
+from tests.support.queues import drain
 from tests.support.resources import StageResources
 
 SYSTEMIC = [("AccessDeniedException", 400), ("ResourceNotFoundException", 400)]
@@ -43,16 +44,6 @@ def errors(caplog: pytest.LogCaptureFixture) -> Any:
     """The ERROR lines the consumers logged."""
     caplog.set_level(logging.INFO, logger="chalicelib")
     return lambda: [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("chalicelib")]
-
-
-def drain(url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    bodies: list[dict[str, Any]] = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            bodies.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
 
 
 def user(n: int) -> dict[str, Any]:
@@ -82,22 +73,27 @@ def assert_one_error_line(lines: list[logging.LogRecord], consumer: str, code: s
     assert "@example.com" not in message  # no record data in the line
 
 
-# --- replication: BatchWriteItem ---------------------------------------------------------------------
+# --- replication (BatchWriteItem) and fan-out (PutEvents) --------------------------------------------
 
+@pytest.mark.parametrize(("consumer", "service", "method", "operation", "per_request"), [
+    ("replication", "dynamodb", "batch_write_item", "BatchWriteItem", 25),
+    ("fanout", "events", "put_events", "PutEvents", 10),
+])
 @pytest.mark.parametrize(("code", "status"), SYSTEMIC)
-def test_replication_under_a_systemic_fault_makes_one_call_per_request_and_letters_every_record(
-        aws, errors, instant_retries, code, status):
-    # GIVEN BatchWriteItem on the target table answers AccessDenied / ResourceNotFound, and 100 records
-    faulty = fault_on("dynamodb", "batch_write_item", aws_error("dynamodb", "BatchWriteItem", code, status=status))
+def test_a_systemic_fault_costs_one_call_per_request_and_letters_every_record(
+        aws, errors, instant_retries, consumer, service, method, operation, per_request, code, status):
+    # GIVEN the consumer's write answers AccessDenied / ResourceNotFound, and 100 records
+    faulty = fault_on(service, method, aws_error(service, operation, code, status=status))
     records = [insert(user(n)) for n in range(100)]
-    # WHEN replicate_users handles them
-    answer = components.replication_consumer().handle(records)
-    # THEN one call per request of 25 (no halving, no retry, no wait), every record dead-lettered once ...
-    assert faulty.calls["batch_write_item"] == math.ceil(100 / 25) == 4
+    runtime = {"replication": components.replication_consumer, "fanout": components.fanout_consumer}[consumer]()
+    # WHEN the handler runs on them
+    answer = runtime.handle(records)
+    # THEN one call per request (no halving, no retry, no wait), every record dead-lettered once ...
+    assert faulty.calls[method] == math.ceil(100 / per_request)
     assert instant_retries == []
-    assert_systemic_letters(aws, records, "replication", code)
+    assert_systemic_letters(aws, records, consumer, code)
     # ... exactly one ERROR line for the invocation, and the batch is finished (nothing lost: the letters hold it)
-    assert_one_error_line(errors(), "replication", code, 100)
+    assert_one_error_line(errors(), consumer, code, 100)
     assert answer == {"batchItemFailures": []}
 
 
@@ -122,21 +118,6 @@ def test_one_item_dynamodb_refuses_among_25_is_the_only_record_dead_lettered(aws
     items = boto3.client("dynamodb").scan(TableName=aws["UsersByLocationTable"])["Items"]
     assert len(items) == 24 and refused not in {i["city_email"]["S"] for i in items}
     assert errors() == []  # an item's fault is a WARNING about that record, not a systemic ERROR
-
-
-# --- fan-out: PutEvents ------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("code", "status"), SYSTEMIC)
-def test_fanout_under_a_systemic_fault_makes_one_call_per_request_and_letters_every_record(
-        aws, errors, instant_retries, code, status):
-    faulty = fault_on("events", "put_events", aws_error("events", "PutEvents", code, status=status))
-    records = [insert(user(n)) for n in range(100)]
-    answer = components.fanout_consumer().handle(records)
-    assert faulty.calls["put_events"] == math.ceil(100 / 10) == 10
-    assert instant_retries == []
-    assert_systemic_letters(aws, records, "fanout", code)
-    assert_one_error_line(errors(), "fanout", code, 100)
-    assert answer == {"batchItemFailures": []}
 
 
 # --- orders: UpdateItem --------------------------------------------------------------------------------
