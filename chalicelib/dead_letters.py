@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from chalicelib import clients
 from chalicelib.backoff import Backoff
@@ -23,7 +23,6 @@ from chalicelib.clock import iso_utc, utc_now
 from chalicelib.faults import Failure, Fault, entry_failure
 from chalicelib.retry import CallStats, GaveUp, retry_call, retry_pending
 
-Consumer = Literal["replication", "fanout", "orders", "ingest"]
 CONSUMERS: tuple[str, ...] = ("replication", "fanout", "orders", "ingest")
 
 SQS_BATCH_LIMIT = 10
@@ -218,13 +217,13 @@ class DeadLetterQueue:
 
         given_up = retry_pending(entries, send_batch, self._backoff, self._stats,
                                  requests=lambda pending: batches(pending, limit))
-        if any(failed.failure.fault is Fault.ITEM for failed in given_up):
+        if any(gave_up.failure.fault is Fault.ITEM for gave_up in given_up):
             # e.g. "Message must be shorter than …": the queue's limit may have been lowered since this process
             # learned it; the delivery Lambda retries learns it again.
             clients.forget("MaximumMessageSize", self.queue_url)
-        failed = {failed.item.index for failed in given_up}
-        delivery.failed.extend((failed.item.letter, failed.failure) for failed in given_up)
-        delivery.stored.extend(entry.letter for entry in entries if entry.index not in failed)
+        not_stored = {gave_up.item.index for gave_up in given_up}
+        delivery.failed.extend((gave_up.item.letter, gave_up.failure) for gave_up in given_up)
+        delivery.stored.extend(entry.letter for entry in entries if entry.index not in not_stored)
         return delivery
 
 
