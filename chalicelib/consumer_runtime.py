@@ -149,7 +149,7 @@ class ConsumerRuntime:
     def _answer_stream(self, outcome: Outcome, delivery: LetterDelivery) -> BatchResponse:
         for _, failure in delivery.failed:
             outcome.note(failure)
-        _log(outcome, delivery)
+        _finished(outcome, delivery)
         if delivery.failed:
             codes = ", ".join(sorted({failure.code for _, failure in delivery.failed}))
             raise DeadLetterQueueUnavailable(f"{len(delivery.failed)} dead letter(s) could not be stored in "
@@ -161,7 +161,7 @@ class ConsumerRuntime:
         for letter, failure in delivery.failed:  # a letter that cannot be stored: its message stays instead
             outcome.leave(letter.record, failure)
         if not outcome.left:
-            _log(outcome, delivery)
+            _finished(outcome, delivery)
             return {"batchItemFailures": []}
         left = {id(record) for record, _ in outcome.left}
         before = source.stats.copy()
@@ -170,7 +170,7 @@ class ConsumerRuntime:
         for not_deleted in undeleted:
             logger.warning("%s: finished message not deleted (it comes back, harmlessly): %s", outcome.consumer,
                            not_deleted.error, extra={"consumer": outcome.consumer, "messageId": not_deleted.message_id})
-        _log(outcome, delivery)
+        _finished(outcome, delivery)
         causes = Counter(letter_reason(failure, 1) if failure.fault is Fault.SYSTEMIC
                          else f"{failure.operation or 'request'}: {failure.text}" for _, failure in outcome.left)
         message = (f"{len(outcome.left)} of {outcome.records_in} message(s) remain in the queue for retry: "
@@ -190,7 +190,9 @@ def record_ids(record: Any) -> dict[str, str]:
     return {}
 
 
-def _log(outcome: Outcome, delivery: LetterDelivery) -> None:
+def _finished(outcome: Outcome, delivery: LetterDelivery) -> None:
+    """Record a delivered outcome, once per invocation, on every path (answered or raised): its counts are final
+    here, so this is where the invocation is logged (and where its metrics belong)."""
     consumer = {"consumer": outcome.consumer}
     for letter in delivery.stored:
         if not letter.reason.startswith("systemic:"):  # systemic letters are counted in the ERROR line below
