@@ -6,8 +6,8 @@ from chalice import Chalice, IAMAuthorizer
 
 from chalicelib import components
 from chalicelib.config import API_AUTH_IAM, api_auth
+from chalicelib.consumer_runtime import records_of
 from chalicelib.observability.invocation import observe_request, observed
-from chalicelib.stream.dispatcher import records_of
 
 app = Chalice(app_name="stream-pipeline")
 
@@ -72,7 +72,7 @@ def fanout_users(event):
                     name="ingest_device_metadata")
 @observed("ingest")
 def ingest_device_metadata(event):
-    return components.ingest_consumer().handle(event.to_dict())
+    return components.ingest_consumer().handle(records_of(event))
 
 
 # --- Orders: answer 202 at once; the orders stream runs the job ----------------------------------

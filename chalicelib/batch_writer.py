@@ -2,11 +2,13 @@
 
 boto3's `Table.batch_writer()` resends UnprocessedItems at once, with no backoff and no limit, and
 gives no way to learn which writes never landed. This adapter coalesces writes per key (BatchWriteItem
-rejects a request that touches one key twice), sends at most 25 per call, retries UnprocessedItems and
-throttled calls with exponential backoff and jitter, isolates the writes DynamoDB refuses outright (a
-ValidationException fails the whole request: the request is split until the refused writes stand alone,
-so their neighbours still land), and returns what still failed so the caller can dead-letter or retry
-it. `calls` counts BatchWriteItem requests for tests and benchmarks.
+rejects a request that touches one key twice), sends at most 25 per call, and goes through the retry
+primitive (`chalicelib.retry`): UnprocessedItems and throttled calls are retried with backoff and jitter;
+a request DynamoDB refuses for an item's fault (a ValidationException: one bad item fails all 25, a key
+too long, an item too large) is split until the refused writes stand alone, so their neighbours still
+land; a systemic refusal (access denied, no such table) is neither retried nor split: each request is made
+once. It returns what did not land, with the Failure, so the caller can dead-letter or retry it.
+`stats` counts BatchWriteItem requests and retries.
 """
 
 from __future__ import annotations
@@ -16,20 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib.backoff import Backoff
+from chalicelib.faults import RETRYABLE_CODES as RETRYABLE_CODES  # ops/table_scan.py's, until it uses retry.py
+from chalicelib.faults import UNPROCESSED, Failure
+from chalicelib.retry import CallStats, retry_pending
 from chalicelib.stream.images import typed_item
 
 MAX_BATCH = 25
-RETRYABLE_CODES = frozenset({
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionInProgressException",
-})
 
 KeyIdentity = tuple[tuple[str, str], ...]
 
@@ -61,10 +56,10 @@ class WriteOp:
 
 @dataclass(frozen=True)
 class WriteFailure:
-    """A write that did not land after every attempt."""
+    """A write that did not land: why, and the attempts made on it."""
 
     op: WriteOp
-    error: str
+    failure: Failure
     attempts: int
 
 
@@ -85,74 +80,26 @@ class BatchWriter:
         self.table_name = table_name
         self.key_names = tuple(key_names)
         self._backoff = backoff or Backoff(max_attempts=8)
-        self.calls = 0
+        self.stats = CallStats()
+
+    @property
+    def calls(self) -> int:
+        """BatchWriteItem requests made so far."""
+        return self.stats.calls
 
     def write(self, ops: Sequence[WriteOp]) -> list[WriteFailure]:
-        """Apply `ops` (coalesced per key); return the writes that still failed."""
+        """Apply `ops` (coalesced per key); return the writes that did not land."""
         pending = coalesce(ops)
         by_identity = {op.identity: op for op in pending}
-        failures: list[WriteFailure] = []
-        last_error = ""
-        attempt = 0
-        while pending and attempt < self._backoff.max_attempts:
-            attempt += 1
-            if attempt > 1:
-                self._backoff.wait(attempt - 1)
-            retry: list[WriteOp] = []
-            for start in range(0, len(pending), MAX_BATCH):
-                chunk = pending[start:start + MAX_BATCH]
-                unprocessed, error, refused = self._send_isolating(chunk, by_identity)
-                failures.extend(WriteFailure(op, refusal, attempt) for op, refusal in refused)
-                retry.extend(unprocessed)
-                if error:
-                    last_error = error
-            pending = retry
-        failures.extend(
-            WriteFailure(op, last_error or "UnprocessedItems after retries", attempt) for op in pending
-        )
-        return failures
 
-    def _send_isolating(
-        self, chunk: list[WriteOp], by_identity: dict[KeyIdentity, WriteOp]
-    ) -> tuple[list[WriteOp], str, list[tuple[WriteOp, str]]]:
-        """Send `chunk`; when DynamoDB refuses the whole request (one bad item fails all 25: a key too long,
-        an item too large), split it in halves until the refused writes are alone, so their neighbours land.
-        Returns (unprocessed, last retryable error, refused writes with the error)."""
-        outcome = self._send(chunk, by_identity)
-        if not isinstance(outcome, _Fatal):
-            unprocessed, error = outcome
-            return unprocessed, error, []
-        if len(chunk) == 1:
-            return [], "", [(chunk[0], outcome.error)]
-        middle = len(chunk) // 2
-        first = self._send_isolating(chunk[:middle], by_identity)
-        second = self._send_isolating(chunk[middle:], by_identity)
-        return first[0] + second[0], second[1] or first[1], first[2] + second[2]
+        def send(chunk: list[WriteOp]) -> list[tuple[WriteOp, Failure]]:
+            answer = self._dynamodb.batch_write_item(RequestItems={self.table_name: [op.request for op in chunk]})
+            left = answer.get("UnprocessedItems", {}).get(self.table_name, [])
+            return [(by_identity[_request_identity(request, self.key_names)], UNPROCESSED) for request in left]
 
-    def _send(
-        self, chunk: list[WriteOp], by_identity: dict[KeyIdentity, WriteOp]
-    ) -> tuple[list[WriteOp], str] | _Fatal:
-        self.calls += 1
-        try:
-            answer = self._dynamodb.batch_write_item(
-                RequestItems={self.table_name: [op.request for op in chunk]}
-            )
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            message = f"{code}: {error.response.get('Error', {}).get('Message', '')}"
-            if code in RETRYABLE_CODES:
-                return chunk, message
-            return _Fatal(message)
-        except BotoCoreError as error:  # connection trouble: worth another attempt
-            return chunk, f"{type(error).__name__}: {error}"
-        left = answer.get("UnprocessedItems", {}).get(self.table_name, [])
-        unprocessed = [by_identity[_request_identity(request, self.key_names)] for request in left]
-        return unprocessed, "UnprocessedItems after retries" if unprocessed else ""
-
-
-@dataclass(frozen=True)
-class _Fatal:
-    error: str
+        given_up = retry_pending(pending, send, self._backoff, self.stats, requests=lambda items: [
+            items[start:start + MAX_BATCH] for start in range(0, len(items), MAX_BATCH)])
+        return [WriteFailure(failed.item, failed.failure, failed.attempts) for failed in given_up]
 
 
 def _identity(typed_key_or_item: Mapping[str, Any], key_names: Sequence[str]) -> KeyIdentity:

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 DEFAULT_EVENT_SOURCE = "stream-pipeline.users"
 DEFAULT_FANOUT_MAX_ATTEMPTS = 3
 DEFAULT_METRICS_NAMESPACE = "stream-pipeline"
+# EventBridge's entry and request size limit: 256 KiB, or 1 MiB where the account has the larger limit.
+DEFAULT_EVENT_MAX_BYTES = 256 * 1024
+MAX_EVENT_MAX_BYTES = 1024 * 1024
+MIN_EVENT_MAX_BYTES = 1024  # an entry with no images must still fit
 
 
 class ConfigurationError(RuntimeError):
@@ -29,6 +33,8 @@ class Settings:
     event_source: str
     stream_dlq_url: str
     fanout_max_attempts: int
+    dead_letter_bucket: str
+    event_max_bytes: int
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE  # CloudWatch namespace of the consumers' EMF metrics
 
     @classmethod
@@ -42,13 +48,18 @@ class Settings:
                 raise ConfigurationError(f"environment variable {name} is not set")
             return value
 
-        attempts_text = env.get("FANOUT_MAX_ATTEMPTS", "").strip() or str(DEFAULT_FANOUT_MAX_ATTEMPTS)
-        try:
-            attempts = int(attempts_text)
-        except ValueError:
-            raise ConfigurationError(f"FANOUT_MAX_ATTEMPTS must be an integer, got {attempts_text!r}") from None
-        if attempts < 1:
-            raise ConfigurationError(f"FANOUT_MAX_ATTEMPTS must be at least 1, got {attempts}")
+        def integer(name: str, default: int, low: int, high: int | None = None) -> int:
+            text = env.get(name, "").strip() or str(default)
+            try:
+                value = int(text)
+            except ValueError:
+                raise ConfigurationError(f"{name} must be an integer, got {text!r}") from None
+            if value < low:
+                raise ConfigurationError(f"{name} must be at least {low}, got {value}")
+            if high is not None and value > high:
+                raise ConfigurationError(f"{name} must be at most {high}, got {value}")
+            return value
+
         return cls(
             users_table=need("USERS_TABLE"),
             users_stream_arn=need("USERS_STREAM_ARN"),
@@ -61,7 +72,10 @@ class Settings:
             event_bus_name=need("EVENT_BUS_NAME"),
             event_source=env.get("EVENT_SOURCE", "").strip() or DEFAULT_EVENT_SOURCE,
             stream_dlq_url=need("STREAM_DLQ_URL"),
-            fanout_max_attempts=attempts,
+            fanout_max_attempts=integer("FANOUT_MAX_ATTEMPTS", DEFAULT_FANOUT_MAX_ATTEMPTS, 1),
+            dead_letter_bucket=need("DEAD_LETTER_BUCKET"),
+            event_max_bytes=integer("EVENT_MAX_BYTES", DEFAULT_EVENT_MAX_BYTES, MIN_EVENT_MAX_BYTES,
+                                    MAX_EVENT_MAX_BYTES),
             metrics_namespace=env.get("METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE,
         )
 

@@ -4,6 +4,10 @@ Receiving hides a message for the visibility timeout, so one pass sees each mess
 makes messages visible again at once (ChangeMessageVisibility 0) when they are only being looked at.
 Receiving raises a message's ApproximateReceiveCount — harmless on a dead-letter queue, which has no
 redrive policy of its own. `calls` counts SQS requests.
+
+A letter too large for its queue arrives as the pointer envelope (`"record": null`, `"recordLocation"`):
+the inbox reads the whole letter from S3, so every reader (redrive, `--dry-run`, `status --peek`) sees
+the record; `delete` removes the object first, then the message.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.dead_letters import SQS_BATCH_LIMIT, DeadLetter
+from chalicelib.dead_letters import SQS_BATCH_LIMIT, DeadLetter, LetterStore
+from chalicelib.retry import GaveUp
 from ops.stream_batch_failure import StreamBatchFailure
 
 RAW_INGEST_REASON = "moved by the ingest queue's redrive policy (maxReceiveCount)"
@@ -30,6 +35,7 @@ class InboxMessage:
     letter: DeadLetter | None
     problem: str = ""  # why `letter` is None
     batch_failure: StreamBatchFailure | None = None  # Lambda's own record of a batch it gave up on
+    record_location: str | None = None  # where the whole letter is kept (a letter too large for its queue)
 
     @property
     def consumer(self) -> str:
@@ -46,13 +52,14 @@ class InboxMessage:
         return self.batch_failure.reason if self.batch_failure else self.problem
 
 
-def classify(message: dict[str, Any], raw_is_ingest: bool) -> InboxMessage:
-    """Read an SQS message as a dead letter; on the ingest DLQ a non-envelope body is an ingest message."""
+def classify(message: dict[str, Any], raw_is_ingest: bool, store: LetterStore | None = None) -> InboxMessage:
+    """Read an SQS message as a dead letter (following a pointer into S3 through `store`); on the ingest DLQ
+    a non-envelope body is an ingest message."""
     body = str(message.get("Body", ""))
     attributes = dict(message.get("Attributes") or {})
     message_id, handle = str(message.get("MessageId", "")), str(message.get("ReceiptHandle", ""))
     try:
-        return InboxMessage(message_id, handle, body, attributes, DeadLetter.from_json(body))
+        letter = DeadLetter.from_json(body)
     except (ValueError, TypeError) as error:
         failure = StreamBatchFailure.parse(_json_or_none(body))
         if failure is not None:
@@ -62,6 +69,17 @@ def classify(message: dict[str, Any], raw_is_ingest: bool) -> InboxMessage:
             letter = DeadLetter("ingest", RAW_INGEST_REASON, "", _receive_count(attributes), record)
             return InboxMessage(message_id, handle, body, attributes, letter)
         return InboxMessage(message_id, handle, body, attributes, None, f"not a dead letter: {error}")
+    location = letter.record_location
+    if location is None:
+        return InboxMessage(message_id, handle, body, attributes, letter)
+    try:
+        if store is None:
+            raise ValueError("no letter store to read it from")
+        whole = store.get(location)
+    except (GaveUp, ValueError) as error:  # gone, unreadable, or not a letter: the pointer stays for a human
+        return InboxMessage(message_id, handle, body, attributes, None, f"letter in {location} not readable: {error}",
+                            record_location=location)
+    return InboxMessage(message_id, handle, body, attributes, whole, record_location=location)
 
 
 def sqs_record(message: dict[str, Any], queue_arn: str = "") -> dict[str, Any]:
@@ -93,8 +111,10 @@ def _receive_count(attributes: dict[str, str]) -> int:
 class DeadLetterInbox:
     """One dead-letter queue, read in passes."""
 
-    def __init__(self, sqs: Any, queue_url: str, raw_is_ingest: bool = False, label: str = ""):
+    def __init__(self, sqs: Any, queue_url: str, raw_is_ingest: bool = False, label: str = "",
+                 store: LetterStore | None = None):
         self._sqs = sqs
+        self._store = store
         self.queue_url = queue_url
         self._raw_is_ingest = raw_is_ingest
         self.label = label or self.name
@@ -132,10 +152,13 @@ class DeadLetterInbox:
             empty_answers = 0
             for message in messages:
                 yielded += 1
-                yield classify(message, self._raw_is_ingest)
+                yield classify(message, self._raw_is_ingest, self._store)
 
     def delete(self, message: InboxMessage) -> None:
-        """Remove a message that was applied."""
+        """Remove a message that was applied: its S3 object first (if any), then the message (raises GaveUp or
+        a botocore error; then the message stays)."""
+        if message.record_location is not None and self._store is not None:
+            self._store.delete(message.record_location)
         self.calls += 1
         self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle)
 

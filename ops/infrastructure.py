@@ -30,6 +30,7 @@ OUTPUT_VARIABLES = {
     "OrdersStreamArn": "ORDERS_STREAM_ARN",
     "EventBusName": "EVENT_BUS_NAME",
     "StreamDlqUrl": "STREAM_DLQ_URL",
+    "DeadLetterBucket": "DEAD_LETTER_BUCKET",
 }
 
 

@@ -4,6 +4,12 @@ Chalice runs with `autogen_policy` off; each function's role gets the file `.cha
 <function>.json`, which `python -m ops provision` regenerates from the ARNs it just recorded. Every
 statement names the stage's own resources; the one `"Resource": "*"` is `dynamodb:ListStreams`, which
 IAM cannot scope to a stream or table (it has no resource type), and Lambda's stream poller calls it.
+A function may put dead letters only under its own consumer's prefix of DEAD_LETTER_BUCKET, and only in
+the stage's account (`s3:ResourceAccount`: a bucket name is global).
+
+The operator's side is declared here too: `operator-redrive.json` beside the function policies is what a
+role running `python -m ops redrive` needs (read and delete letters, replay them through each consumer,
+read and delete the S3 objects of large letters). Attach it to the operator's role or group.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ PLACEHOLDER_REGION = "us-east-1"
 PLACEHOLDER_ACCOUNT = "123456789012"
 
 STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
+# Sending letters; the queue's MaximumMessageSize (read once per process) sizes the batches.
+DEAD_LETTER_QUEUE = ("sqs:SendMessage", "sqs:GetQueueAttributes")
 LOGS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
+OPERATOR_REDRIVE = "operator-redrive"  # policy file of the `ops redrive` role, beside the functions' files
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class StageArns:
     ingest_dlq: str
     stream_dlq: str
     event_bus: str
+    dead_letter_bucket: str
 
     @classmethod
     def from_environment(cls, stage: str, env: Mapping[str, str]) -> StageArns:
@@ -70,6 +80,7 @@ class StageArns:
             ingest_dlq=queue(_queue_name(env, "INGEST_DLQ_URL", account)),
             stream_dlq=queue(_queue_name(env, "STREAM_DLQ_URL", account)),
             event_bus=f"arn:{partition}:events:{region}:{account}:event-bus/{_need(env, 'EVENT_BUS_NAME')}",
+            dead_letter_bucket=f"arn:{partition}:s3:::{_need(env, 'DEAD_LETTER_BUCKET')}",
         )
 
     def function_name(self, function: str) -> str:
@@ -98,23 +109,46 @@ FUNCTION_ACCESS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], .
         ("UsersStreamRead", STREAM_READ, ("users_stream",)),
         # Stream order is authoritative: plain BatchWriteItem only (conditional replays run from ops/).
         ("UsersByLocationWrite", ("dynamodb:BatchWriteItem",), ("users_by_location_table",)),
-        ("StreamDeadLetters", ("sqs:SendMessage",), ("stream_dlq",)),
+        ("StreamDeadLetters", DEAD_LETTER_QUEUE, ("stream_dlq",)),
+        ("LargeDeadLetters", ("s3:PutObject",), ("dead_letter_bucket/replication/*",)),
     ),
     "fanout_users": (
         ("UsersStreamRead", STREAM_READ, ("users_stream",)),
         ("PublishToBus", ("events:PutEvents",), ("event_bus",)),
-        ("StreamDeadLetters", ("sqs:SendMessage",), ("stream_dlq",)),
+        ("StreamDeadLetters", DEAD_LETTER_QUEUE, ("stream_dlq",)),
+        ("LargeDeadLetters", ("s3:PutObject",), ("dead_letter_bucket/fanout/*",)),
     ),
     "ingest_device_metadata": (
         ("IngestQueueConsume", ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
                                 "sqs:GetQueueAttributes", "sqs:GetQueueUrl"), ("ingest_queue",)),
         ("DeviceMetadataWrite", ("dynamodb:BatchWriteItem",), ("device_metadata_table",)),
-        ("IngestDeadLetters", ("sqs:SendMessage",), ("ingest_dlq",)),
+        ("IngestDeadLetters", DEAD_LETTER_QUEUE, ("ingest_dlq",)),
+        ("LargeDeadLetters", ("s3:PutObject",), ("dead_letter_bucket/ingest/*",)),
     ),
     "process_orders": (
         ("OrdersStreamRead", STREAM_READ, ("orders_stream",)),
         ("OrdersUpdate", ("dynamodb:UpdateItem",), ("orders_table",)),
-        ("StreamDeadLetters", ("sqs:SendMessage",), ("stream_dlq",)),
+        ("StreamDeadLetters", DEAD_LETTER_QUEUE, ("stream_dlq",)),
+        ("LargeDeadLetters", ("s3:PutObject",), ("dead_letter_bucket/orders/*",)),
+    ),
+}
+
+# `python -m ops redrive`: read the letters, replay each through its consumer, delete what was applied.
+OPERATOR_ACCESS: dict[str, tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]] = {
+    OPERATOR_REDRIVE: (
+        ("ReadAndDeleteDeadLetters", ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"),
+         ("stream_dlq", "ingest_dlq")),
+        ("LargeDeadLetters", ("s3:GetObject", "s3:DeleteObject"), ("dead_letter_bucket/*",)),
+        # replication letters: the conditional replay path reads the users and guards every target write
+        ("ReplayReadsUsers", ("dynamodb:GetItem", "dynamodb:BatchGetItem"), ("users_table",)),
+        ("ReplayWritesTarget", ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
+         ("users_by_location_table",)),
+        ("ReplayFanout", ("events:PutEvents",), ("event_bus",)),
+        ("ReplayOrders", ("dynamodb:UpdateItem",), ("orders_table",)),
+        ("ReplayIngest", ("dynamodb:BatchWriteItem",), ("device_metadata_table",)),
+        # Lambda's own failure records name a stream range: re-read it
+        ("RereadFailedStreamBatches", ("dynamodb:GetShardIterator", "dynamodb:GetRecords"),
+         ("users_stream", "orders_stream")),
     ),
 }
 
@@ -133,6 +167,20 @@ def policy_document(function: str, arns: StageArns) -> dict[str, Any]:
         # ListStreams has no resource type in IAM: it cannot be scoped, so it alone gets "*".
         statements.append(_statement("ListStreamsCannotBeScopedToAResource", ("dynamodb:ListStreams",), ["*"]))
     statements.append(_statement("OwnLogGroup", LOGS, [arns.log_group(function)]))
+    return _document(statements, arns)
+
+
+def operator_policy_document(role: str, arns: StageArns) -> dict[str, Any]:
+    """The IAM policy an operator role needs for `role` (e.g. OPERATOR_REDRIVE) in the stage `arns` describes."""
+    return _document([_statement(sid, actions, [_resolve(arns, r) for r in resources])
+                      for sid, actions, resources in OPERATOR_ACCESS[role]], arns)
+
+
+def _document(statements: list[dict[str, Any]], arns: StageArns) -> dict[str, Any]:
+    for statement in statements:
+        if all(action.startswith("s3:") for action in statement["Action"]):
+            # Bucket names are global: only the stage's account's bucket, even if that name changes hands.
+            statement["Condition"] = {"StringEquals": {"s3:ResourceAccount": arns.account}}
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -156,6 +204,8 @@ def write_policies(chalice_dir: Path, stage: str, env: Mapping[str, str]) -> dic
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(policy_document(function, arns)))
         written[function] = relative
+    for role in OPERATOR_ACCESS:  # not a function: Chalice does not read it; the operator's role does
+        (chalice_dir / policy_path(stage, role)).write_text(render(operator_policy_document(role, arns)))
     return written
 
 

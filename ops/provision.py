@@ -178,6 +178,8 @@ def _print_summary(stage: str, outputs: Mapping[str, str], env: Mapping[str, str
     policy_table.add_column("iam_policy_file (in .chalice/)")
     for function, relative in written.items():
         policy_table.add_row(function, relative)
+    for role in policies.OPERATOR_ACCESS:  # not Chalice's: attach it to the role that runs the verb
+        policy_table.add_row(f"(operator: {role.removeprefix('operator-')})", policies.policy_path(stage, role))
     console.print(policy_table)
     try:
         routes = "every one needs IAM (SigV4)" if api_auth(env) == API_AUTH_IAM else "[bold yellow]open to anyone[/]"

@@ -7,20 +7,19 @@ INGEST_DLQ_URL holds `ingest` letters and raw messages the ingest queue's own re
 
 - replication → the replay path (`chalicelib.replication.replay`): the current source item is the truth,
   and a target item written by a newer stream record is never overwritten;
-- fanout / orders → the consumer itself, with its dead letters captured instead of sent: a record that
-  fails again stays in the queue (its new reason is reported) rather than being duplicated;
-- ingest → the ingest consumer, one message at a time and without a receipt handle, so it can never
-  delete anything from the ingest queue; a message that fails validation again stays, and is reported.
+- fanout / orders / ingest → the consumer itself (`process`), whose Outcome is read, never delivered: a
+  record that fails again stays in its queue (its new reason is reported) rather than being duplicated,
+  and nothing is ever deleted from the ingest queue (delivering is what deletes).
 
-A letter is deleted only once it was applied. Letters left in the queue are made visible again at the
-end of the run. `--dry-run` reads everything, says what would happen, and changes nothing.
+A letter too large for its queue is read whole from DEAD_LETTER_BUCKET (the inbox follows the pointer).
+A letter is deleted only once it was applied: its S3 object first, then the message. Letters left in the
+queue are made visible again at the end of the run. `--dry-run` reads everything, says what would
+happen, and changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,13 +31,15 @@ from rich.table import Table
 
 from chalicelib import clients, components
 from chalicelib.config import Settings
-from chalicelib.dead_letters import CONSUMERS, DeadLetter, DeadLetterQueue
+from chalicelib.consumer_runtime import ConsumerRuntime
+from chalicelib.dead_letters import CONSUMERS, DeadLetter, LetterStore
 from chalicelib.replication.replay import (
     ConditionalTargetWriter,
     ReplayError,
     ReplicationReplayer,
     plan_replay,
 )
+from chalicelib.retry import GaveUp
 from chalicelib.stream.record import MalformedRecord, StreamRecord
 from ops.dead_letter_inbox import DeadLetterInbox, InboxMessage, body_preview
 from ops.stage_options import (
@@ -84,16 +85,6 @@ class Replayed:
 
     verdict: Verdict
     detail: str = ""
-
-
-class CapturedDeadLetters(DeadLetterQueue):
-    """A dead-letter sink that keeps letters in memory: a replay that fails again must not re-enqueue."""
-
-    def __init__(self) -> None:
-        super().__init__(sqs=None, queue_url="(captured)")
-
-    def send(self, letters: Sequence[DeadLetter]) -> None:
-        self.sent.extend(letters)
 
 
 Replayer = Callable[[DeadLetter], Replayed]
@@ -181,34 +172,25 @@ class ConsumerReplays:
         return Replayed(Verdict.APPLIED, detail)
 
     @staticmethod
-    def _through(consumer: Callable[[], Any], captured: CapturedDeadLetters) -> Replayed:
-        consumer()
-        if captured.sent:
-            return Replayed(Verdict.FAILED_AGAIN, captured.sent[0].reason)
+    def _through(consumer: ConsumerRuntime, letter: DeadLetter) -> Replayed:
+        """Run the consumer on the letter's record and read its Outcome (nothing is delivered or deleted)."""
+        outcome = consumer.process([letter.record])
+        if outcome.letters:  # failed again: the letter it would make is not sent, this one stays
+            invalid = letter.consumer == "ingest" and outcome.letters[0].attempts == 0
+            return Replayed(Verdict.INVALID if invalid else Verdict.FAILED_AGAIN, outcome.letters[0].reason)
+        if outcome.left:
+            (_, failure), *_ = outcome.left
+            return Replayed(Verdict.FAILED_AGAIN, f"{failure.operation}: {failure.text}")
         return Replayed(Verdict.APPLIED)
 
     def _fanout(self, letter: DeadLetter) -> Replayed:
-        captured = CapturedDeadLetters()
-        return self._through(lambda: components.fanout_consumer(captured).handle([letter.record]), captured)
+        return self._through(components.fanout_consumer(), letter)
 
     def _orders(self, letter: DeadLetter) -> Replayed:
-        captured = CapturedDeadLetters()
-        return self._through(lambda: components.order_processor(captured).handle([letter.record]), captured)
+        return self._through(components.order_processor(), letter)
 
     def _ingest(self, letter: DeadLetter) -> Replayed:
-        from chalicelib.ingest.consumer import IngestRetryLater
-
-        captured = CapturedDeadLetters()
-        record = copy.deepcopy(letter.record)
-        if isinstance(record, dict):
-            record.pop("receiptHandle", None)  # from another queue, long expired: never delete by it
-        try:
-            components.ingest_consumer(captured).handle({"Records": [record]})
-        except IngestRetryLater as error:
-            return Replayed(Verdict.FAILED_AGAIN, str(error))
-        if captured.sent:
-            return Replayed(Verdict.INVALID, captured.sent[0].reason)
-        return Replayed(Verdict.APPLIED)
+        return self._through(components.ingest_consumer(), letter)
 
 
 @dataclass
@@ -252,7 +234,7 @@ def redrive_queue(inbox: DeadLetterInbox, replays: ConsumerReplays, report: Redr
             try:
                 inbox.delete(message)
                 report.deleted += 1
-            except (ClientError, BotoCoreError) as error:  # applied twice later is harmless; say so
+            except (ClientError, BotoCoreError, GaveUp) as error:  # applied twice later is harmless; say so
                 report.delete_errors.append(f"{message.message_id}: {error}")
         else:
             held.append(message)
@@ -265,26 +247,17 @@ def _group(outcome: Replayed) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    # The consumers log "dead-lettered" for letters this run captures instead; the summary says what happened.
-    consumer_logs = logging.getLogger("chalicelib")
-    level = consumer_logs.level
-    consumer_logs.setLevel(logging.ERROR)
-    try:
-        return _redrive(args)
-    finally:
-        consumer_logs.setLevel(level)
-
-
-def _redrive(args: argparse.Namespace) -> int:
     out = console()
     settings = settings_of(args)
     sqs = clients.client("sqs")
     replays = ConsumerReplays(settings, clients.client("dynamodb"), clients.client("dynamodbstreams"))
+    store = LetterStore(clients.client("s3"), settings.dead_letter_bucket)
     inboxes = []
     if args.queue in ("stream", "all"):
-        inboxes.append(DeadLetterInbox(sqs, settings.stream_dlq_url, label="stream DLQ"))
+        inboxes.append(DeadLetterInbox(sqs, settings.stream_dlq_url, label="stream DLQ", store=store))
     if args.queue in ("ingest", "all"):
-        inboxes.append(DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True, label="ingest DLQ"))
+        inboxes.append(DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True, label="ingest DLQ",
+                                       store=store))
     report = RedriveReport()
     for inbox in inboxes:
         redrive_queue(inbox, replays, report, dry_run=args.dry_run, consumers=args.consumer, limit=args.limit,
@@ -300,7 +273,8 @@ def _redrive(args: argparse.Namespace) -> int:
     else:
         out.print("no dead letters")
     out.print(f"deleted {report.deleted:,} applied letter(s); SQS requests: "
-              f"{sum(inbox.calls for inbox in inboxes):,}; DynamoDB requests (replication): {replays.calls:,}")
+              f"{sum(inbox.calls for inbox in inboxes):,}; S3 requests: {store.stats.calls:,}; "
+              f"DynamoDB requests (replication): {replays.calls:,}")
     for problem in report.delete_errors:
         out.print(f"[yellow]applied but not deleted (a later redrive re-applies it harmlessly): {problem}[/yellow]")
     left = report.count(Verdict.FAILED_AGAIN) + report.count(Verdict.INVALID) + report.count(Verdict.UNREADABLE)

@@ -11,6 +11,8 @@ the EMF metrics the functions write, read with one CloudWatch GetMetricData call
 Dead letters are only counted by consumer and reason with `--peek`: that receives every message of the
 dead-letter queues (hidden for --visibility seconds) and makes it visible again at once. Peeking raises
 each message's receive count and briefly hides it from a redrive running at the same time, so it is opt-in.
+A letter too large for its queue is read from DEAD_LETTER_BUCKET (the "in S3" column counts them; one
+whose object cannot be read is grouped under that problem).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rich.table import Table
 from chalicelib import clients
 from chalicelib.clock import iso_utc, utc_now
 from chalicelib.config import Settings
+from chalicelib.dead_letters import LetterStore
 from ops.consumer_metrics import SUMMED, ConsumerWindow, read_windows
 from ops.dead_letter_inbox import RAW_INGEST_REASON, DeadLetterInbox, InboxMessage, queue_depth
 from ops.stage_options import VISIBILITY_SECONDS, WAIT_SECONDS, add_config_option, console, settings_of
@@ -52,6 +55,7 @@ class DeadLetterSummary:
 
     queue: str
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    in_bucket: Counter[tuple[str, str]] = field(default_factory=Counter)  # whole letter kept in S3
     oldest: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
@@ -61,6 +65,8 @@ def summarize(queue: str, messages: Sequence[InboxMessage]) -> DeadLetterSummary
     for message in messages:
         group = (message.consumer, message.reason or "-")
         summary.counts[group] += 1
+        if message.record_location is not None:
+            summary.in_bucket[group] += 1
         if message.letter is not None and message.reason != RAW_INGEST_REASON:  # raw messages carry no failure time
             failed_at = iso_utc(message.letter.failed_at)
             if group not in summary.oldest or failed_at < summary.oldest[group]:
@@ -160,15 +166,17 @@ def run(args: argparse.Namespace) -> int:
         out.print("dead letters by consumer and reason: run with --peek")
         return 0
     letters = Table(title="dead letters (peeked)")
-    for column in ("queue", "consumer", "reason", "count", "oldest failure"):
-        letters.add_column(column, justify="right" if column == "count" else "left")
+    for column in ("queue", "consumer", "reason", "count", "in S3", "oldest failure"):
+        letters.add_column(column, justify="right" if column in ("count", "in S3") else "left")
     total = 0
-    for inbox in (DeadLetterInbox(sqs, settings.stream_dlq_url, label="stream DLQ"),
-                  DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True, label="ingest DLQ")):
+    store = LetterStore(clients.client("s3"), settings.dead_letter_bucket)
+    for inbox in (DeadLetterInbox(sqs, settings.stream_dlq_url, label="stream DLQ", store=store),
+                  DeadLetterInbox(sqs, settings.ingest_dlq_url, raw_is_ingest=True, label="ingest DLQ", store=store)):
         summary = peek(inbox, args.visibility, args.wait_seconds)
-        for (consumer, reason), count in sorted(summary.counts.items()):
+        for group, count in sorted(summary.counts.items()):
             total += count
-            letters.add_row(summary.queue, consumer, reason, f"{count:,}", summary.oldest.get((consumer, reason), "-"))
+            letters.add_row(summary.queue, *group, f"{count:,}", f"{summary.in_bucket[group]:,}",
+                            summary.oldest.get(group, "-"))
     if total:
         out.print(letters)
     else:

@@ -1,47 +1,38 @@
-"""Fan-out consumer: users-stream records → one EventBridge event each → dead letters for what is left.
+"""Fan-out consumer: users-stream records → one EventBridge event each; what cannot be published → letters.
 
-Every record of a batch ends up published or in STREAM_DLQ_URL, so the handler reports no batch item
-failures; only a dead-letter queue that refuses the letters makes it raise (Lambda then retries the
-batch, and the events already published are published again: delivery is at least once).
+Every record of a batch ends up published or dead-lettered (the runtime stores the letters), so the
+handler reports no batch item failures; only a dead-letter queue that refuses the letters makes it raise
+(Lambda then retries the batch, and the events already published are published again: at least once).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from chalicelib.clock import Clock, utc_now
 from chalicelib.config import DEFAULT_EVENT_SOURCE
-from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, describe_error
-from chalicelib.fanout.events import EventTooLarge, FanoutEntry, build_entry
-from chalicelib.fanout.publisher import EventPublisher, PublishFailure
+from chalicelib.consumer_runtime import Outcome
+from chalicelib.dead_letters import describe_error
+from chalicelib.fanout.events import DEFAULT_MAX_BYTES, EventTooLarge, FanoutEntry, build_entry
+from chalicelib.fanout.publisher import EventPublisher
 from chalicelib.stream.dispatcher import HandlerError, StreamDispatcher
 from chalicelib.stream.record import StreamRecord
-
-logger = logging.getLogger(__name__)
 
 CONSUMER = "fanout"
 
 
-def failure_reason(failure: PublishFailure) -> str:
-    """The dead letter's `reason` for a publish failure."""
-    if failure.retryable:
-        return f"PutEvents failed after {failure.attempts} attempt(s)"
-    return "PutEvents rejected the event"
-
-
 class FanoutConsumer:
-    """Publishes a batch of stream records to the event bus; what cannot be published is dead-lettered."""
+    """Publishes a batch of stream records to the event bus; returns what happened (letters included)."""
 
-    def __init__(self, publisher: EventPublisher, dead_letters: DeadLetterQueue,
-                 source: str = DEFAULT_EVENT_SOURCE, table: str = "", clock: Clock = utc_now):
+    def __init__(self, publisher: EventPublisher, source: str = DEFAULT_EVENT_SOURCE, table: str = "",
+                 clock: Clock = utc_now, max_bytes: int = DEFAULT_MAX_BYTES):
         self._publisher = publisher
-        self._dead_letters = dead_letters
         self._source = source
         self._table = table  # the stream's table, for records that lack eventSourceARN
         self._clock = clock
+        self._max_bytes = max_bytes  # EVENT_MAX_BYTES: an entry over it is sent truncated
         self._received_at: datetime | None = None  # for records that lack ApproximateCreationDateTime
         self._dispatcher = StreamDispatcher(CONSUMER)
         self._dispatcher.on_insert(self._entry_for)
@@ -50,33 +41,29 @@ class FanoutConsumer:
 
     def _entry_for(self, record: StreamRecord) -> FanoutEntry:
         try:
-            return build_entry(record, self._source, table=self._table, received_at=self._received_at)
+            return build_entry(record, self._source, table=self._table, received_at=self._received_at,
+                               max_bytes=self._max_bytes)
         except EventTooLarge as error:
             raise HandlerError(str(error)) from error
         except (TypeError, ValueError) as error:  # e.g. a number DynamoDB cannot hold (NaN) in a forged image
             raise HandlerError(f"malformed stream record: image has no JSON form: {error}") from error
 
-    def handle(self, raw_records: Iterable[Any]) -> dict[str, list[Any]]:
-        """Process one Lambda batch. Raises only when dead letters cannot be stored."""
+    def process(self, raw_records: Sequence[Any]) -> Outcome:
+        """Build one event per record, publish them, and dead-letter what could not be published."""
+        outcome = Outcome(CONSUMER, list(raw_records))
         self._received_at = self._clock()
-        report = self._dispatcher.dispatch(raw_records)
-        # Nothing was sent for these records: attempts 0.
-        letters = [
-            DeadLetter(CONSUMER, failure.reason, describe_error(failure.error), 0, failure.raw)
-            for failure in report.failures
-        ]
-        entries: list[FanoutEntry] = [outcome.results[0] for outcome in report.outcomes]
+        report = self._dispatcher.dispatch(outcome.records)
+        for rejected in report.failures:  # nothing was sent for these records: attempts 0
+            outcome.reject(rejected.raw, rejected.reason, describe_error(rejected.error))
+        outcome.skipped = len(report.skipped)
+        entries: list[FanoutEntry] = [planned.results[0] for planned in report.outcomes]
+        for entry in entries:
+            outcome.saw_created(entry.record.created_at)
+        before = self._publisher.stats.copy()
         failures = self._publisher.publish(entries)
-        letters.extend(
-            DeadLetter(CONSUMER, failure_reason(failure), failure.error, failure.attempts, failure.entry.record.raw)
-            for failure in failures
-        )
-        if letters:
-            logger.warning("fanout: %d record(s) dead-lettered", len(letters))
-            self._dead_letters.send(letters)  # raises if the DLQ is unavailable: Lambda retries the batch
-        truncated = sum(1 for entry in entries if entry.truncated)
-        logger.info("fanout: %d record(s), %d published (%d truncated), %d dead letter(s), %d PutEvents call(s)",
-                    len(entries) + len(report.failures), self._publisher.published, truncated, len(letters),
-                    self._publisher.calls)
-        # Failures are in the DLQ, so nothing is reported back: Lambda must not replay them.
-        return {"batchItemFailures": []}
+        outcome.count(self._publisher.stats - before)
+        for failure in failures:
+            outcome.dead_letter(failure.entry.record.raw, failure.failure, failure.attempts)
+        outcome.applied = len(entries) - len(failures)
+        outcome.details["truncated"] = sum(1 for entry in entries if entry.truncated)
+        return outcome

@@ -16,9 +16,9 @@ from chalicelib.clock import iso_utc
 from chalicelib.stream.record import StreamRecord
 
 MAX_ENTRIES_PER_CALL = 10
-# EventBridge caps one entry and the whole PutEvents request at 256 KiB, both counted by `entry_size`.
-MAX_REQUEST_SIZE = 256 * 1024
-MAX_ENTRY_SIZE = MAX_REQUEST_SIZE
+# EventBridge caps one entry and the whole PutEvents request at one size, both counted by `entry_size`:
+# 256 KiB, or 1 MiB where the account has the larger limit (EVENT_MAX_BYTES).
+DEFAULT_MAX_BYTES = 256 * 1024
 TIME_SIZE = 14  # EventBridge counts a present Time as 14 bytes, whatever its text
 
 
@@ -77,10 +77,10 @@ class FanoutEntry:
         return self.record.event_id
 
 
-def build_entry(record: StreamRecord, source: str, *, table: str = "",
-                received_at: datetime | None = None) -> FanoutEntry:
+def build_entry(record: StreamRecord, source: str, *, table: str = "", received_at: datetime | None = None,
+                max_bytes: int = DEFAULT_MAX_BYTES) -> FanoutEntry:
     """The entry for `record` (the publisher names the bus); images are dropped (`truncated`) only when the
-    whole entry would be too large. `table`, `received_at`: see `event_detail` (Time follows the Detail)."""
+    whole entry would be over `max_bytes`. `table`, `received_at`: see `event_detail` (Time follows the Detail)."""
     created: datetime | None = record.created_at or received_at
     for truncated in (False, True):
         detail = event_detail(record, truncated=truncated, table=table, received_at=received_at)
@@ -92,18 +92,18 @@ def build_entry(record: StreamRecord, source: str, *, table: str = "",
         if created is not None:  # without it EventBridge stamps the time of the call
             entry["Time"] = created
         size = entry_size(entry)
-        if size <= MAX_ENTRY_SIZE:
+        if size <= max_bytes:
             return FanoutEntry(record, entry, size, truncated)
-    raise EventTooLarge(f"event of {size} bytes is over EventBridge's {MAX_ENTRY_SIZE}-byte limit even without images")
+    raise EventTooLarge(f"event of {size} bytes is over EventBridge's {max_bytes}-byte limit even without images")
 
 
-def pack(entries: Iterable[FanoutEntry]) -> list[list[FanoutEntry]]:
-    """Consecutive groups of ≤ 10 entries whose sizes sum to ≤ 256 KiB: one PutEvents call each."""
+def pack(entries: Iterable[FanoutEntry], max_bytes: int = DEFAULT_MAX_BYTES) -> list[list[FanoutEntry]]:
+    """Consecutive groups of ≤ 10 entries whose sizes sum to ≤ `max_bytes`: one PutEvents call each."""
     calls: list[list[FanoutEntry]] = []
     current: list[FanoutEntry] = []
     size = 0
     for entry in entries:
-        if current and (len(current) == MAX_ENTRIES_PER_CALL or size + entry.size > MAX_REQUEST_SIZE):
+        if current and (len(current) == MAX_ENTRIES_PER_CALL or size + entry.size > max_bytes):
             calls.append(current)
             current, size = [], 0
         current.append(entry)

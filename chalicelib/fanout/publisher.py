@@ -1,10 +1,12 @@
-"""EventBridge PutEvents adapter: packed calls, only failed entries retried with backoff, the rest reported.
+"""EventBridge PutEvents adapter: packed calls through the retry primitive, what was not published reported.
 
 PutEvents answers 200 even when some entries failed (FailedEntryCount, per-entry ErrorCode), which
-botocore's retries never see; this adapter resends exactly those entries, with exponential backoff and
-jitter, up to the backoff's `max_attempts`. A whole call that is throttled or hits a service error is
-resent too; errors no retry can fix (a bus that does not exist, access denied, a malformed entry) stop
-at once. `calls` counts PutEvents requests for tests and benchmarks.
+botocore's retries never see; this adapter resends exactly the entries that failed retryably
+(`ThrottlingException`, `InternalFailure`), with exponential backoff and jitter, up to the backoff's
+`max_attempts`. A whole call that is throttled or hits a service error is resent too. An entry EventBridge
+rejects (`InvalidArgument`, `MalformedDetail`) is the item's fault: reported at once. A systemic refusal (a
+bus that does not exist, access denied) is reported for every entry of the call, never retried or split:
+one call per packed request. `stats` counts PutEvents requests and retries.
 """
 
 from __future__ import annotations
@@ -13,55 +15,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
-
 from chalicelib.backoff import Backoff
-from chalicelib.fanout.events import FanoutEntry, pack
-
-# Per-entry codes EventBridge documents as transient; every other ErrorCode is a rejection.
-RETRYABLE_ENTRY_CODES = frozenset({"ThrottlingException", "InternalFailure", "InternalException"})
-# Whole-call error codes worth another attempt (5xx answers are retried whatever their code).
-RETRYABLE_CALL_CODES = frozenset({
-    "ThrottlingException",
-    "Throttling",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "InternalFailure",
-    "InternalException",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-})
+from chalicelib.fanout.events import DEFAULT_MAX_BYTES, FanoutEntry, pack
+from chalicelib.faults import Failure, entry_failure
+from chalicelib.retry import CallStats, retry_pending
 
 
 @dataclass(frozen=True)
 class PublishFailure:
-    """An entry that was not published: the last error, attempts made, and whether retrying could help."""
+    """An entry that was not published: why, and the attempts made on it."""
 
     entry: FanoutEntry
-    error: str
+    failure: Failure
     attempts: int
-    retryable: bool
-
-
-@dataclass(frozen=True)
-class _Failed:
-    entry: FanoutEntry
-    error: str
-    retryable: bool
 
 
 class EventPublisher:
     """Publishes FanoutEntries to EventBridge, reporting the ones that could not be published."""
 
-    def __init__(self, events: Any, bus_name: str, backoff: Backoff | None = None):
+    def __init__(self, events: Any, bus_name: str, backoff: Backoff | None = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES):
         self._events = events
         self.bus_name = bus_name
         self._backoff = backoff or Backoff(max_attempts=3)
-        self.calls = 0
+        self._max_bytes = max_bytes
+        self.stats = CallStats()
         self.published = 0
+
+    @property
+    def calls(self) -> int:
+        """PutEvents requests made so far."""
+        return self.stats.calls
 
     @property
     def max_attempts(self) -> int:
@@ -69,55 +53,25 @@ class EventPublisher:
         return self._backoff.max_attempts
 
     def publish(self, entries: Sequence[FanoutEntry]) -> list[PublishFailure]:
-        """Publish every entry; return those that still failed (each entry is sent until it succeeds once)."""
-        pending: list[tuple[FanoutEntry, str]] = [(entry, "") for entry in entries]
-        failures: list[PublishFailure] = []
-        attempt = 0
-        while pending and attempt < self._backoff.max_attempts:
-            attempt += 1
-            if attempt > 1:
-                self._backoff.wait(attempt - 1)
-            retry: list[tuple[FanoutEntry, str]] = []
-            for call in pack(entry for entry, _ in pending):
-                for failed in self._send(call):
-                    if failed.retryable:
-                        retry.append((failed.entry, failed.error))
-                    else:
-                        failures.append(PublishFailure(failed.entry, failed.error, attempt, retryable=False))
-            pending = retry
-        failures.extend(PublishFailure(entry, error, attempt, retryable=True) for entry, error in pending)
-        return failures
+        """Publish every entry; return those that were not published (each is sent until it succeeds once)."""
+        given_up = retry_pending(entries, self._send, self._backoff, self.stats,
+                                 requests=lambda pending: pack(pending, self._max_bytes))
+        return [PublishFailure(failed.item, failed.failure, failed.attempts) for failed in given_up]
 
-    def _send(self, call: list[FanoutEntry]) -> list[_Failed]:
-        self.calls += 1
-        try:
-            answer = self._events.put_events(
-                Entries=[{**entry.entry, "EventBusName": self.bus_name} for entry in call]
-            )
-        except ClientError as error:
-            details = error.response.get("Error", {})
-            code = str(details.get("Code", ""))
-            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            text = f"{code}: {details.get('Message', '')}"
-            retryable = code in RETRYABLE_CALL_CODES or status >= 500
-            return [_Failed(entry, text, retryable) for entry in call]
-        except ParamValidationError as error:  # the request itself is wrong: sending it again changes nothing
-            return [_Failed(entry, f"ParamValidationError: {error}", False) for entry in call]
-        except BotoCoreError as error:  # connection trouble or a timeout: worth another attempt
-            return [_Failed(entry, f"{type(error).__name__}: {error}", True) for entry in call]
+    def _send(self, call: list[FanoutEntry]) -> list[tuple[FanoutEntry, Failure]]:
+        answer = self._events.put_events(Entries=[{**entry.entry, "EventBusName": self.bus_name} for entry in call])
         if not answer.get("FailedEntryCount"):
             self.published += len(call)
             return []
         results = list(answer.get("Entries") or [])
-        failed: list[_Failed] = []
+        failed: list[tuple[FanoutEntry, Failure]] = []
         for index, entry in enumerate(call):
             # Answers pair with entries by position; a missing answer is treated as a transient failure.
             result = results[index] if index < len(results) else {"ErrorCode": "InternalFailure",
                                                                    "ErrorMessage": "no result for entry"}
-            entry_code = result.get("ErrorCode")
-            if entry_code:
-                failed.append(_Failed(entry, f"{entry_code}: {result.get('ErrorMessage', '')}",
-                                      entry_code in RETRYABLE_ENTRY_CODES))
+            code = result.get("ErrorCode")
+            if code:
+                failed.append((entry, entry_failure(str(code), str(result.get("ErrorMessage", "")), "PutEvents")))
             else:
                 self.published += 1
         return failed

@@ -3,30 +3,30 @@ total) or FAILED (with the reason), by one UpdateItem conditional on the order s
 
 The decision (`plan_order`) is pure; `OrderProcessor` applies it. A redelivered batch finds the
 orders no longer PENDING, so it changes nothing; our own MODIFY records are ignored, so nothing loops.
-Infrastructure errors are retried with backoff, then dead-lettered; the handler raises only when the
-dead-letter queue itself cannot take them (Lambda then retries the batch, and nothing is lost).
+Throttling and service errors are retried with backoff, then dead-lettered; an order DynamoDB refuses
+(ValidationException) is dead-lettered at once; a systemic fault (access denied, no such table) is never
+retried and stops the batch (see `OrderProcessor.process`). The consumer runtime stores the letters.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.backoff import Backoff
 from chalicelib.clock import Clock, iso_utc, utc_now
-from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, describe_error
+from chalicelib.consumer_runtime import Outcome
+from chalicelib.dead_letters import describe_error
+from chalicelib.faults import Failure, Fault
 from chalicelib.orders.pricing import UnstorableTotal, order_total
 from chalicelib.orders.repository import OrdersRepository
 from chalicelib.orders.validation import FAILED, PENDING, PROCESSED, InvalidOrder, line_items
+from chalicelib.retry import CallStats, GaveUp, retry_call
 from chalicelib.stream.dispatcher import HandlerError, StreamDispatcher
 from chalicelib.stream.record import StreamRecord
-
-logger = logging.getLogger(__name__)
 
 CONSUMER = "orders"
 
@@ -76,78 +76,59 @@ dispatcher = StreamDispatcher(CONSUMER)
 dispatcher.on_insert(plan_order)  # MODIFY (our own updates) and REMOVE have no handler: ignored
 
 
-@dataclass
-class BatchSummary:
-    """Counts for one batch, for logs and tests."""
-
-    processed: int = 0
-    failed: int = 0
-    unchanged: int = 0  # no longer PENDING (a redelivery), or gone
-    ignored: int = 0  # not an INSERT of a PENDING order
-    dead_lettered: int = 0
-    letters: list[DeadLetter] = field(default_factory=list)
-
-
 class OrderProcessor:
-    """Applies a batch of orders-stream records to ORDERS_TABLE; what cannot be applied is dead-lettered."""
+    """Applies a batch of orders-stream records to ORDERS_TABLE; returns what happened (letters included)."""
 
-    def __init__(self, repository: OrdersRepository, dead_letters: DeadLetterQueue, clock: Clock = utc_now,
-                 backoff: Backoff | None = None):
+    def __init__(self, repository: OrdersRepository, clock: Clock = utc_now, backoff: Backoff | None = None):
         self._repository = repository
-        self._dead_letters = dead_letters
         self._clock = clock
         self._backoff = backoff or Backoff(max_attempts=4)
-        self.last = BatchSummary()
+        self.stats = CallStats()
 
     @property
     def calls(self) -> int:
         """DynamoDB requests made so far."""
         return self._repository.calls
 
-    def handle(self, raw_records: Iterable[Any]) -> dict[str, list[Any]]:
-        """Process one Lambda batch in stream order. Raises only when dead letters cannot be stored."""
-        records = list(raw_records)
-        report = dispatcher.dispatch(records)
-        summary = BatchSummary(ignored=len(report.skipped))
-        summary.letters.extend(
-            DeadLetter(CONSUMER, failure.reason, describe_error(failure.error), 1, failure.raw)
-            for failure in report.failures
-        )
-        for outcome in report.outcomes:
-            planned = outcome.results[0] if outcome.results else None  # MODIFY/REMOVE: no handler ran
-            if planned is None:
-                summary.ignored += 1
-                continue
-            self._apply(planned, outcome.record, summary)
-        self.last = summary
-        if summary.letters:
-            summary.dead_lettered = len(summary.letters)
-            logger.warning("orders: %d record(s) dead-lettered", summary.dead_lettered)
-            self._dead_letters.send(summary.letters)  # raises if the DLQ is unavailable: Lambda retries
-        logger.info("orders: %d record(s): %d processed, %d failed, %d unchanged, %d ignored, %d dead-lettered",
-                    len(records), summary.processed, summary.failed, summary.unchanged, summary.ignored,
-                    summary.dead_lettered)
-        # Failures are in the DLQ, so nothing is reported back: Lambda must not replay them.
-        return {"batchItemFailures": []}
+    def process(self, raw_records: Sequence[Any]) -> Outcome:
+        """Process one batch in stream order: one conditional UpdateItem per PENDING order.
 
-    def _apply(self, planned: OrderOutcome, record: StreamRecord, summary: BatchSummary) -> None:
-        last_error: BaseException = RuntimeError("no attempt made")
-        attempts = self._backoff.max_attempts
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                self._backoff.wait(attempt - 1)
-            try:
-                changed = self._repository.transition(planned.order_id, PENDING,
-                                                      planned.changes(iso_utc(self._clock())))
-            except (ClientError, BotoCoreError) as error:  # throttling, outages: retried, then dead-lettered
-                last_error = error
+        A systemic fault stops the batch at the order that met it: the orders after it are dead-lettered
+        with the same reason without being tried (attempts 0), one call instead of one per order.
+        """
+        outcome = Outcome(CONSUMER, list(raw_records))
+        report = dispatcher.dispatch(outcome.records)
+        for rejected in report.failures:
+            outcome.reject(rejected.raw, rejected.reason, describe_error(rejected.error))
+        outcome.skipped = len(report.skipped)
+        counts = dict.fromkeys((PROCESSED, FAILED), 0)
+        before = self.stats.copy()
+        stopped_by: Failure | None = None
+        for planned in report.outcomes:
+            outcome.saw_created(planned.record.created_at)
+            order = planned.results[0] if planned.results else None  # MODIFY/REMOVE: no handler ran
+            if order is None:
+                outcome.skipped += 1
                 continue
-            if not changed:
-                summary.unchanged += 1
-            elif planned.status == PROCESSED:
-                summary.processed += 1
-            else:
-                summary.failed += 1
-            return
-        summary.letters.append(DeadLetter(CONSUMER, f"order {planned.order_id} could not be updated after retries",
-                                          describe_error(last_error), attempts, record.raw))
+            if stopped_by is not None:
+                outcome.dead_letter(planned.record.raw, stopped_by, 0)
+                continue
+            try:
+                changed = retry_call(partial(self._transition, order), self._backoff, self.stats)
+            except GaveUp as gave_up:
+                outcome.dead_letter(planned.record.raw, gave_up.failure, gave_up.attempts)
+                if gave_up.failure.fault is Fault.SYSTEMIC:
+                    stopped_by = gave_up.failure
+                continue
+            if changed:
+                counts[order.status] += 1
+                outcome.applied += 1
+            else:  # no longer PENDING (a redelivery) or gone: nothing to do
+                outcome.skipped += 1
+        outcome.count(self.stats - before)
+        outcome.details.update({"processed": counts[PROCESSED], "failed": counts[FAILED]})
+        return outcome
+
+    def _transition(self, order: OrderOutcome) -> bool:
+        """One conditional UpdateItem: False when the order is no longer PENDING (or gone)."""
+        return self._repository.transition(order.order_id, PENDING, order.changes(iso_utc(self._clock())))

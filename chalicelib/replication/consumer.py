@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.batch_writer import BatchWriter, KeyIdentity, WriteOp
-from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, describe_error
+from chalicelib.batch_writer import BatchWriter, KeyIdentity, WriteFailure, WriteOp
+from chalicelib.consumer_runtime import Outcome
+from chalicelib.dead_letters import describe_error
 from chalicelib.replication.projection import TARGET_KEY_NAMES, TargetWrite, plan_writes
 from chalicelib.stream.dispatcher import StreamDispatcher
 from chalicelib.stream.record import StreamRecord
-
-logger = logging.getLogger(__name__)
 
 CONSUMER = "replication"
 
@@ -36,41 +34,37 @@ def to_write_op(write: TargetWrite) -> WriteOp:
 
 
 class ReplicationConsumer:
-    """Applies a batch of users-stream records to the target table; what fails is dead-lettered."""
+    """Applies a batch of users-stream records to the target table; returns what happened (letters included)."""
 
-    def __init__(self, writer: BatchWriter, dead_letters: DeadLetterQueue):
+    def __init__(self, writer: BatchWriter):
         self._writer = writer
-        self._dead_letters = dead_letters
 
-    def handle(self, raw_records: Iterable[Any]) -> dict[str, list[Any]]:
-        """Process one Lambda batch. Raises only when dead letters cannot be stored."""
-        report = dispatcher.dispatch(raw_records)
-        letters = [
-            DeadLetter(CONSUMER, failure.reason, describe_error(failure.error), 1, failure.raw)
-            for failure in report.failures
-        ]
+    def process(self, raw_records: Sequence[Any]) -> Outcome:
+        """Plan every record's target writes, write them, and dead-letter the records whose writes failed."""
+        outcome = Outcome(CONSUMER, list(raw_records))
+        report = dispatcher.dispatch(outcome.records)
+        for rejected in report.failures:
+            outcome.reject(rejected.raw, rejected.reason, describe_error(rejected.error))
+        outcome.skipped = len(report.skipped)
 
         ops: list[WriteOp] = []
         writer_of: dict[KeyIdentity, StreamRecord] = {}
-        for outcome in report.outcomes:
-            for write in outcome.results[0]:
+        for planned in report.outcomes:
+            outcome.saw_created(planned.record.created_at)
+            for write in planned.results[0]:
                 op = to_write_op(write)
                 ops.append(op)
-                writer_of[op.identity] = outcome.record  # the last record to touch a key owns its write
+                writer_of[op.identity] = planned.record  # the last record to touch a key owns its write
 
+        before = self._writer.stats.copy()
         # One letter per record (by identity: hand-built records may lack eventID and SequenceNumber alike).
-        failed_records: dict[int, tuple[StreamRecord, str, int]] = {}
-        for failure in self._writer.write(ops):
-            record = writer_of[failure.op.identity]
-            failed_records.setdefault(id(record), (record, failure.error, failure.attempts))
-        letters.extend(
-            DeadLetter(CONSUMER, "target write failed after retries", error, attempts, record.raw)
-            for record, error, attempts in failed_records.values()
-        )
-        if letters:
-            logger.warning("replication: %d record(s) dead-lettered", len(letters))
-            self._dead_letters.send(letters)  # raises if the DLQ is unavailable: Lambda retries the batch
-        logger.info("replication: %d record(s), %d target write(s), %d dead letter(s), %d BatchWriteItem call(s)",
-                    len(report.outcomes) + len(report.failures), len(ops), len(letters), self._writer.calls)
-        # Failures are in the DLQ, so nothing is reported back: Lambda must not replay them.
-        return {"batchItemFailures": []}
+        failed: dict[int, tuple[StreamRecord, WriteFailure]] = {}
+        for not_written in self._writer.write(ops):
+            record = writer_of[not_written.op.identity]
+            failed.setdefault(id(record), (record, not_written))
+        outcome.count(self._writer.stats - before)
+        for record, not_written in failed.values():
+            outcome.dead_letter(record.raw, not_written.failure, not_written.attempts)
+        outcome.applied = len(report.outcomes) - len(failed)
+        outcome.details["target write(s)"] = len(ops)
+        return outcome

@@ -27,13 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from chalicelib.backoff import Backoff
-from chalicelib.batch_writer import RETRYABLE_CODES
+from chalicelib.faults import Failure, Fault
 from chalicelib.replication.projection import (
     PROJECTED_FIELDS,
     SEQUENCE_ATTRIBUTE,
@@ -42,11 +41,12 @@ from chalicelib.replication.projection import (
     stored_sequence,
     target_key,
 )
+from chalicelib.retry import CallStats, GaveUp, retry_call, retry_pending
 from chalicelib.stream.images import plain_item, typed_item
 from chalicelib.stream.record import MalformedRecord, StreamRecord
 
 MAX_BATCH_GET = 100
-_RETRYABLE = RETRYABLE_CODES
+UNPROCESSED_KEYS = Failure(Fault.RETRYABLE, "UnprocessedKeys", "DynamoDB left the key unread", "BatchGetItem")
 
 
 class ReplayError(ValueError):
@@ -256,7 +256,12 @@ class ConditionalTargetWriter:
         self.users_table = users_table
         self.target_table = target_table
         self._backoff = backoff or Backoff(max_attempts=8)
-        self.calls = 0
+        self.stats = CallStats()
+
+    @property
+    def calls(self) -> int:
+        """DynamoDB requests made so far (reads included)."""
+        return self.stats.calls
 
     def read_source(self, email: str) -> dict[str, Any] | None:
         """The current source item (strongly consistent), or None."""
@@ -279,21 +284,22 @@ class ConditionalTargetWriter:
                    projection: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Strongly consistent BatchGetItem, ≤ 100 keys per call, unprocessed keys retried with backoff."""
         found: list[dict[str, Any]] = []
-        for start in range(0, len(keys), MAX_BATCH_GET):
-            pending = keys[start:start + MAX_BATCH_GET]
-            attempt = 0
-            while pending:
-                attempt += 1
-                if attempt > self._backoff.max_attempts:
-                    raise RuntimeError(f"BatchGetItem left {len(pending)} key(s) unprocessed after retries")
-                if attempt > 1:
-                    self._backoff.wait(attempt - 1)
-                request: dict[str, Any] = {"Keys": pending, "ConsistentRead": True}
-                if projection:
-                    request.update(ProjectionExpression=", ".join(projection), ExpressionAttributeNames=projection)
-                answer = self._call(partial(self._dynamodb.batch_get_item, RequestItems={table: request}))
-                found.extend(plain_item(item) for item in answer.get("Responses", {}).get(table, []))
-                pending = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+
+        def send(chunk: list[dict[str, Any]]) -> list[tuple[dict[str, Any], Failure]]:
+            request: dict[str, Any] = {"Keys": chunk, "ConsistentRead": True}
+            if projection:
+                request.update(ProjectionExpression=", ".join(projection), ExpressionAttributeNames=projection)
+            answer = self._dynamodb.batch_get_item(RequestItems={table: request})
+            found.extend(plain_item(item) for item in answer.get("Responses", {}).get(table, []))
+            return [(key, UNPROCESSED_KEYS) for key in answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])]
+
+        given_up = retry_pending(keys, send, self._backoff, self.stats, requests=lambda pending: [
+            pending[start:start + MAX_BATCH_GET] for start in range(0, len(pending), MAX_BATCH_GET)])
+        if given_up:
+            refused = [f.error for f in given_up if f.error is not None and f.failure.fault is not Fault.RETRYABLE]
+            if refused:
+                raise refused[0]  # as botocore raised it (callers name the error)
+            raise RuntimeError(f"BatchGetItem left {len(given_up)} key(s) unprocessed after retries")
         return found
 
     def create_missing(self, writes: Sequence[GuardedWrite]) -> list[WriteResult]:
@@ -345,21 +351,14 @@ class ConditionalTargetWriter:
         return WriteResult(write, Outcome.APPLIED)
 
     def _call(self, request: Callable[[], Any]) -> Any:
-        """One request, retried with backoff on throttling and connection trouble."""
-        last = ""
-        for attempt in range(1, self._backoff.max_attempts + 1):
-            if attempt > 1:
-                self._backoff.wait(attempt - 1)
-            self.calls += 1
-            try:
-                return request()
-            except ClientError as error:
-                if _code(error) not in _RETRYABLE:
-                    raise
-                last = _describe(error)
-            except BotoCoreError as error:
-                last = f"{type(error).__name__}: {error}"
-        raise _GaveUp(last)
+        """One request, retried with backoff on throttling and connection trouble (`chalicelib.retry`); any
+        other error is raised as botocore raised it."""
+        try:
+            return retry_call(request, self._backoff, self.stats)
+        except GaveUp as gave_up:
+            if gave_up.failure.fault is not Fault.RETRYABLE and gave_up.__cause__ is not None:
+                raise gave_up.__cause__ from None
+            raise _GaveUp(gave_up.failure.text) from gave_up
 
 
 class _GaveUp(RuntimeError):

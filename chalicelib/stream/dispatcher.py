@@ -14,7 +14,7 @@ their writes that way); an exception marks only that record as failed, and the o
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -136,11 +136,3 @@ class StreamDispatcher:
                 return
         report.outcomes.append(RecordOutcome(record, tuple(results)))
 
-
-def records_of(event: Any) -> list[Any]:
-    """The raw `Records` list of a Lambda event (a dict or a Chalice event object)."""
-    as_dict = event.to_dict() if hasattr(event, "to_dict") else event
-    if not isinstance(as_dict, Mapping):
-        return []
-    records = as_dict.get("Records")
-    return list(records) if isinstance(records, list) else []

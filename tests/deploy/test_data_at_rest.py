@@ -195,8 +195,6 @@ def test_every_bucket_is_encrypted_private_and_tls_only(template: dict[str, Any]
     assert {name: bucket_findings(template, name) for name in buckets if bucket_findings(template, name)} == {}
 
 
-@pytest.mark.xfail(strict=True, reason="the dead-letter bucket (DEAD_LETTER_BUCKET) is being added to the template "
-                                       "by another change: remove this mark when it is merged")
 def test_the_dead_letter_bucket_is_in_the_template_and_checked(template: dict[str, Any]) -> None:
     buckets = of_type(template, "AWS::S3::Bucket")
     outputs = [output for output, variable in OUTPUT_VARIABLES.items() if variable == "DEAD_LETTER_BUCKET"]

@@ -218,6 +218,10 @@ def test_every_policy_file_names_only_its_stages_resources(chalice_config: dict[
         for statement in statements(json.loads(path.read_text())):
             for resource in as_list(statement["Resource"]):
                 assert resource == "*" or belongs_to_stage(resource, arns), (policy_file_id(path), resource)
+                if resource.startswith("arn:aws:s3:::"):
+                    # S3 ARNs name no account (a bucket name is global): the condition pins the stage's.
+                    assert statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": arns.account}}, (
+                        policy_file_id(path), statement)
 
 
 @pytest.mark.parametrize("path", POLICY_FILES, ids=policy_file_id)
@@ -376,23 +380,49 @@ def test_prod_access_map_matches_what_each_function_does(chalice_config: dict[st
     replicate = granted(committed_policy(chalice_config, "prod", "replicate_users"))
     assert replicate["dynamodb:BatchWriteItem"] == {arns.users_by_location_table}
     assert replicate["dynamodb:GetRecords"] == {arns.users_stream}
-    assert replicate["sqs:SendMessage"] == {arns.stream_dlq}
+    assert replicate["sqs:SendMessage"] == replicate["sqs:GetQueueAttributes"] == {arns.stream_dlq}
+    assert replicate["s3:PutObject"] == {arns.dead_letter_bucket + "/replication/*"}
 
     fanout = granted(committed_policy(chalice_config, "prod", "fanout_users"))
     assert fanout["events:PutEvents"] == {arns.event_bus}
     assert fanout["sqs:SendMessage"] == {arns.stream_dlq}
+    assert fanout["s3:PutObject"] == {arns.dead_letter_bucket + "/fanout/*"}
     assert not any(a.startswith("dynamodb:") and a not in {*policies.STREAM_READ, "dynamodb:ListStreams"}
                    for a in fanout)
 
     ingest = granted(committed_policy(chalice_config, "prod", "ingest_device_metadata"))
     assert ingest["sqs:DeleteMessage"] == ingest["sqs:ReceiveMessage"] == {arns.ingest_queue}
     assert ingest["sqs:SendMessage"] == {arns.ingest_dlq}
+    assert ingest["sqs:GetQueueAttributes"] == {arns.ingest_queue, arns.ingest_dlq}
     assert ingest["dynamodb:BatchWriteItem"] == {arns.device_metadata_table}
+    assert ingest["s3:PutObject"] == {arns.dead_letter_bucket + "/ingest/*"}
 
     orders = granted(committed_policy(chalice_config, "prod", "process_orders"))
     assert orders["dynamodb:UpdateItem"] == {arns.orders_table}
     assert orders["dynamodb:GetRecords"] == {arns.orders_stream}
     assert orders["sqs:SendMessage"] == {arns.stream_dlq}
+    assert orders["s3:PutObject"] == {arns.dead_letter_bucket + "/orders/*"}
+    # no function reads or deletes letters: only the operator's redrive role does
+    assert not any(a in ("s3:GetObject", "s3:DeleteObject") for fn in (replicate, fanout, ingest, orders) for a in fn)
+
+
+# --- the operator's policy for `ops redrive` --------------------------------------------------
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_committed_operator_policy_is_what_provision_generates_and_names_only_the_stage(
+        stage: str, chalice_config: dict[str, Any]) -> None:
+    arns = policies.StageArns.from_environment(stage, stage_env(chalice_config, stage))
+    path = CHALICE_DIR / policies.policy_path(stage, policies.OPERATOR_REDRIVE)
+    document = json.loads(path.read_text())
+    assert path.read_text() == policies.render(policies.operator_policy_document(policies.OPERATOR_REDRIVE, arns))
+    for statement in statements(document):
+        assert statement["Effect"] == "Allow" and all("*" not in a for a in as_list(statement["Action"]))
+        for resource in as_list(statement["Resource"]):
+            assert belongs_to_stage(resource, arns), resource
+    operator = granted(document)
+    assert operator["s3:GetObject"] == operator["s3:DeleteObject"] == {arns.dead_letter_bucket + "/*"}
+    assert operator["sqs:DeleteMessage"] == {arns.stream_dlq, arns.ingest_dlq}
+    assert "s3:PutObject" not in operator and "sqs:SendMessage" not in operator  # redrive never writes letters
 
 
 # --- deriving ARNs from a stage's variables: malformed inputs -----------------------------------
@@ -416,6 +446,7 @@ def test_stage_arns_reject_streams_in_different_regions(chalice_config: dict[str
     ("USERS_STREAM_ARN", "arn:aws:dynamodb:us-east-1:123456789012:table/t", "not a DynamoDB stream ARN"),
     ("INGEST_DLQ_URL", "stream-pipeline-prod-ingest-dlq", "INGEST_DLQ_URL is not a queue URL"),
     ("EVENT_BUS_NAME", "  ", "EVENT_BUS_NAME is not set"),
+    ("DEAD_LETTER_BUCKET", "", "DEAD_LETTER_BUCKET is not set"),
 ])
 def test_stage_arns_name_the_variable_that_is_off(chalice_config: dict[str, Any], variable: str, value: str,
                                                   reason: str) -> None:

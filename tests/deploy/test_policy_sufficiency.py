@@ -9,7 +9,6 @@ import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlparse
 
 import boto3
 import pytest
@@ -19,69 +18,11 @@ from chalicelib.backoff import Backoff, no_sleep
 from ops import policies
 from tests.support.events import insert, remove, sqs_event, sqs_message, stream_event, stream_record
 from tests.support.faults import FaultyClient, client_error
+from tests.support.iam import SERVICE_PREFIX, Recorder, denied
 from tests.support.resources import StageResources
 
 JSON = {"Content-Type": "application/json"}
 USER = {"email": "ada@example.com", "state": "NY", "city": "Brooklyn", "zipcode": "11201", "active": True}
-
-# Batch operations are authorized as their single-entry action.
-IAM_ACTION = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage",
-              "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}
-SERVICE_PREFIX = {"dynamodb": "dynamodb", "sqs": "sqs", "events": "events"}
-
-
-class Recorder:
-    """Every request made through the app's clients (chalicelib.clients), as (IAM action, resource ARN)."""
-
-    def __init__(self, arns: policies.StageArns):
-        self._arns = arns
-        self.requests: list[tuple[str, str]] = []
-
-    def attach(self, client: Any) -> None:
-        client.meta.events.register("provide-client-params.*.*", self._record)
-
-    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        service = model.service_model.endpoint_prefix
-        if service not in SERVICE_PREFIX:
-            self.requests.append((f"{service}:{model.name}", "?"))
-            return
-        action = f"{SERVICE_PREFIX[service]}:{IAM_ACTION.get(model.name, model.name)}"
-        for resource in self._resources(service, params):
-            self.requests.append((action, resource))
-
-    def _resources(self, service: str, params: dict[str, Any]) -> list[str]:
-        a = self._arns
-        if service == "dynamodb":
-            tables = list(params.get("RequestItems", {})) or [params["TableName"]]
-            found = [f"arn:{a.partition}:dynamodb:{a.region}:{a.account}:table/{t}" for t in tables]
-            return [f"{arn}/index/{params['IndexName']}" for arn in found] if "IndexName" in params else found
-        if service == "sqs":
-            if "QueueUrl" in params:
-                account, name = [p for p in urlparse(params["QueueUrl"]).path.split("/") if p]
-            else:
-                account, name = params.get("QueueOwnerAWSAccountId", a.account), params["QueueName"]
-            return [f"arn:{a.partition}:sqs:{a.region}:{account}:{name}"]
-        buses = {entry.get("EventBusName", "default") for entry in params.get("Entries", [])}
-        return [bus if bus.startswith("arn:") else f"arn:{a.partition}:events:{a.region}:{a.account}:event-bus/{bus}"
-                for bus in sorted(buses)]
-
-    def take(self) -> list[tuple[str, str]]:
-        taken, self.requests = self.requests, []
-        return taken
-
-
-def denied(document: dict[str, Any], requests: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The requests no Allow statement of `document` covers (our policies use no patterns but `*`)."""
-    def allowed(action: str, resource: str) -> bool:
-        for statement in document["Statement"]:
-            actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-            resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
-            if action in actions and (resource in resources or "*" in resources):
-                return True
-        return False
-
-    return sorted({r for r in requests if not allowed(*r)})
-
 
 class _NoSleepBackoff(Backoff):
     """The app's retries, without real sleeping (tests never sleep)."""
@@ -135,13 +76,28 @@ def test_api_handler_needs_nothing_beyond_its_policy(recorded: Any, chalice_clie
                                     "dynamodb:DeleteItem", "dynamodb:Query"}
 
 
-def test_replicate_users_needs_nothing_beyond_its_policy(recorded: Any, chalice_client: Any) -> None:
-    _, check = recorded
+def small_queue(url: str, recorder: Recorder) -> None:
+    """A dead-letter queue that takes only 1 KiB: every letter goes to DEAD_LETTER_BUCKET."""
+    boto3.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"MaximumMessageSize": "1024"})
+    clients.reset()  # the function learned the queue's limit; a new process learns it again (new clients)
+    for service in SERVICE_PREFIX:
+        recorder.attach(clients.client(service))
+
+
+def test_replicate_users_needs_nothing_beyond_its_policy(recorded: Any, chalice_client: Any,
+                                                         aws: StageResources) -> None:
+    recorder, check = recorded
     moved = {**USER, "email": "bob@example.com"}
     event = stream_event(insert(USER), insert(moved), remove(moved),
                          stream_record("REMOVE", {"email": "eve@example.com"}))  # no image: a dead letter
     chalice_client.lambda_.invoke("replicate_users", event)
-    assert check("replicate_users") == {"dynamodb:BatchWriteItem", "sqs:SendMessage"}
+    assert check("replicate_users") == {"dynamodb:BatchWriteItem", "sqs:GetQueueAttributes", "sqs:SendMessage"}
+
+    # AND a letter too large for its queue goes to the bucket, under the function's own prefix
+    small_queue(aws["StreamDlqUrl"], recorder)
+    chalice_client.lambda_.invoke("replicate_users", stream_event(  # no OldImage: a letter, 2 KB
+        stream_record("REMOVE", {"email": "x@example.com"}, new={"pad": "p" * 2000})))
+    assert "s3:PutObject" in check("replicate_users")
 
 
 def test_fanout_users_needs_nothing_beyond_its_policy(recorded: Any, chalice_client: Any,
@@ -158,19 +114,25 @@ def test_fanout_users_needs_nothing_beyond_its_policy(recorded: Any, chalice_cli
     chalice_client.lambda_.invoke("fanout_users", stream_event(insert(USER)))
     sqs = boto3.client("sqs")
     assert sqs.receive_message(QueueUrl=aws["StreamDlqUrl"]).get("Messages"), "no dead letter was sent"
-    assert check("fanout_users") == {"events:PutEvents", "sqs:SendMessage"}
+    assert check("fanout_users") == {"events:PutEvents", "sqs:GetQueueAttributes", "sqs:SendMessage"}
+
+    # AND a letter too large for its queue goes to the bucket, under the function's own prefix
+    small_queue(aws["StreamDlqUrl"], recorder)
+    clients.override("events", refusing)
+    chalice_client.lambda_.invoke("fanout_users", stream_event(insert({**USER, "pad": "p" * 2000})))
+    assert "s3:PutObject" in check("fanout_users")
 
 
 def test_ingest_device_metadata_needs_nothing_beyond_its_policy(recorded: Any, chalice_client: Any,
                                                                aws: StageResources) -> None:
-    _, check = recorded
+    recorder, check = recorded
     sqs = boto3.client("sqs")
     queue_arn = sqs.get_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName=aws.env()["INGEST_QUEUE"])["QueueUrl"],
                                          AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     body = {"user_id": "u-1", "device": "pixel", "location": "Lisbon"}
     chalice_client.lambda_.invoke("ingest_device_metadata", sqs_event(
         sqs_message(body, queue_arn=queue_arn), sqs_message("not json", queue_arn=queue_arn)))
-    assert check("ingest_device_metadata") == {"dynamodb:BatchWriteItem", "sqs:SendMessage"}
+    assert check("ingest_device_metadata") == {"dynamodb:BatchWriteItem", "sqs:GetQueueAttributes", "sqs:SendMessage"}
 
     # AND when a write stays throttled, the finished messages are deleted from the queue (GetQueueUrl, Delete)
     throttled = FaultyClient(clients.client("dynamodb"), batch_write_item=lambda real, **kw: (_ for _ in ()).throw(
@@ -184,8 +146,14 @@ def test_ingest_device_metadata_needs_nothing_beyond_its_policy(recorded: Any, c
             sqs_message("not json", queue_arn=queue_arn, receipt_handle=received["ReceiptHandle"])))
     assert {"sqs:GetQueueUrl", "sqs:DeleteMessage"} <= check("ingest_device_metadata")
 
+    # AND an invalid message too large for the DLQ goes to the bucket, under the function's own prefix
+    small_queue(aws["IngestDlqUrl"], recorder)
+    chalice_client.lambda_.invoke("ingest_device_metadata", sqs_event(sqs_message("x" * 2000, queue_arn=queue_arn)))
+    assert "s3:PutObject" in check("ingest_device_metadata")
 
-def test_process_orders_needs_nothing_beyond_its_policy(recorded: Any, chalice_client: Any) -> None:
+
+def test_process_orders_needs_nothing_beyond_its_policy(recorded: Any, chalice_client: Any,
+                                                       aws: StageResources) -> None:
     recorder, check = recorded
     order = chalice_client.http.post("/orders", headers=JSON, body=json.dumps(
         {"name": "Ada", "items": [{"sku": "A", "quantity": 2, "unit_price": 1.5}]})).json_body
@@ -194,6 +162,12 @@ def test_process_orders_needs_nothing_beyond_its_policy(recorded: Any, chalice_c
     chalice_client.lambda_.invoke("process_orders", stream_event(
         insert(stored, key_names=("id",), table="stream-pipeline-test-orders")))
     assert check("process_orders") == {"dynamodb:UpdateItem"}
+
+    # AND a malformed record's letter (no NewImage), too large for its queue, goes to the bucket under its prefix
+    small_queue(aws["StreamDlqUrl"], recorder)
+    chalice_client.lambda_.invoke("process_orders", stream_event(
+        stream_record("INSERT", {"id": "o-x"}, old={"pad": "p" * 2000}, table="stream-pipeline-test-orders")))
+    assert check("process_orders") == {"sqs:GetQueueAttributes", "sqs:SendMessage", "s3:PutObject"}
 
 
 def test_every_function_of_app_py_has_a_scenario_here(app_shape: Any) -> None:

@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ParamValid
 
 from chalicelib import clients, components
 from chalicelib.backoff import Backoff, no_sleep
+from chalicelib.consumer_runtime import ConsumerRuntime
 from chalicelib.dead_letters import DeadLetterQueue, DeadLetterQueueUnavailable
 from chalicelib.fanout.consumer import FanoutConsumer
 from chalicelib.fanout.publisher import EventPublisher
@@ -133,12 +134,12 @@ def publisher_for(aws: StageResources, events: Any = None, *, max_attempts: int 
 
 def fanout(aws: StageResources, events: Any = None, *, max_attempts: int = 3, bus: str | None = None,
            dlq_url: str | None = None, sleep: Callable[[float], None] = no_sleep,
-           publisher: EventPublisher | None = None) -> FanoutConsumer:
+           publisher: EventPublisher | None = None) -> ConsumerRuntime:
     """A FanoutConsumer over the stage's bus and DLQ in moto."""
     dead_letters = DeadLetterQueue(boto3.client("sqs"), dlq_url or aws["StreamDlqUrl"],
-                                   Backoff(max_attempts=2, sleep=no_sleep))
-    return FanoutConsumer(publisher or publisher_for(aws, events, max_attempts=max_attempts, bus=bus, sleep=sleep),
-                          dead_letters, SOURCE)
+                                   backoff=Backoff(max_attempts=2, sleep=no_sleep))
+    return ConsumerRuntime(FanoutConsumer(publisher or publisher_for(aws, events, max_attempts=max_attempts, bus=bus,
+                                                                     sleep=sleep), SOURCE), dead_letters)
 
 
 def drain(url: str) -> list[dict[str, Any]]:
@@ -253,7 +254,7 @@ def test_an_oversized_item_is_published_truncated_with_its_keys(aws):
 # --- failures --------------------------------------------------------------------------------------
 
 def test_a_bus_that_does_not_exist_dead_letters_every_record_intact_without_retrying(aws):
-    # GIVEN a bus name that does not exist (a non-retryable error: retrying would only burn time)
+    # GIVEN a bus name that does not exist (a systemic error: retrying or splitting would only burn time)
     records = users(23)
     sleeper = RecordingSleeper()
     publisher = publisher_for(aws, bus="no-such-bus", sleep=sleeper)
@@ -267,9 +268,10 @@ def test_a_bus_that_does_not_exist_dead_letters_every_record_intact_without_retr
     for letter in letters:
         assert letter["consumer"] == "fanout"
         assert letter["attempts"] == 1
-        assert letter["reason"] == "PutEvents rejected the event"
+        assert letter["reason"] == "systemic: ResourceNotFoundException"
         assert letter["error"].startswith("ResourceNotFoundException")
         assert letter["failed_at"].endswith("Z")
+    # one call per packed request (10 + 10 + 3), no retry, no split
     assert publisher.calls == 3 and publisher.published == 0 and sleeper.slept == []
     assert delivered(aws) == []
 
@@ -302,7 +304,7 @@ def test_entries_still_failing_after_max_attempts_are_dead_lettered_with_their_a
     assert len(letters) == 1
     assert letters[0]["record"] == records[3]
     assert letters[0]["attempts"] == 4
-    assert letters[0]["reason"] == "PutEvents failed after 4 attempt(s)"
+    assert letters[0]["reason"] == "PutEvents failed after 4 attempt(s): ThrottlingException"
     assert letters[0]["error"] == "ThrottlingException: injected"
     assert sorted(e["detail"]["eventID"] for e in delivered(aws)) == sorted(
         r["eventID"] for r in records if r["eventID"] != stuck)
@@ -318,6 +320,7 @@ def test_a_rejected_entry_is_not_retried(aws):
     letters = dead_letters(aws)
     assert [(letter["record"], letter["attempts"]) for letter in letters] == [(records[0], 1)]
     assert letters[0]["error"] == "InvalidArgument: injected"
+    assert letters[0]["reason"] == "PutEvents refused the record: InvalidArgument"
     assert len(delivered(aws)) == 3
 
 
@@ -334,17 +337,47 @@ def test_a_throttled_or_failing_whole_call_is_retried(aws, error):
     assert dead_letters(aws) == []
 
 
-@pytest.mark.parametrize("error", [client_error("AccessDeniedException"), client_error("ValidationException"),
-                                   ParamValidationError(report="injected")])
-def test_a_whole_call_no_retry_can_fix_is_dead_lettered_after_one_attempt(aws, error):
+@pytest.mark.parametrize("code", ["AccessDeniedException", "UnrecognizedClientException"])
+def test_a_whole_call_refused_systemically_is_dead_lettered_after_one_attempt(aws, code):
     records = users(3)
-    flaky = FlakyEvents(boto3.client("events"), call_errors=[error])
+    flaky = FlakyEvents(boto3.client("events"), call_errors=[client_error(code)])
     sleeper = RecordingSleeper()
     fanout(aws, flaky, sleep=sleeper).handle(records)
     assert len(flaky.sent) == 1 and sleeper.slept == []
     letters = dead_letters(aws)
-    assert [(letter["record"], letter["attempts"]) for letter in letters] == [(raw, 1) for raw in records]
+    assert [(letter["record"], letter["attempts"], letter["reason"]) for letter in letters] == [
+        (raw, 1, f"systemic: {code}") for raw in records]
     assert delivered(aws) == []
+
+
+class RefusingEvents(FlakyEvents):
+    """EventBridge refusing any whole call that carries the entry of `bad` (the item's fault)."""
+
+    def __init__(self, real: Any, bad: str, error: Exception):
+        super().__init__(real)
+        self._bad, self._error = bad, error
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if any(json.loads(entry["Detail"])["eventID"] == self._bad for entry in Entries):
+            self.sent.append([json.loads(entry["Detail"])["eventID"] for entry in Entries])
+            raise self._error
+        return super().put_events(Entries=Entries)
+
+
+@pytest.mark.parametrize("error", [client_error("ValidationException"), ParamValidationError(report="injected")])
+def test_a_whole_call_refused_for_one_entry_is_split_until_that_entry_stands_alone(aws, error):
+    # GIVEN four records, one of which makes EventBridge refuse any call it is in
+    records = users(4)
+    ids = [raw["eventID"] for raw in records]
+    flaky = RefusingEvents(boto3.client("events"), ids[2], error)
+    sleeper = RecordingSleeper()
+    # WHEN fanned out
+    fanout(aws, flaky, sleep=sleeper).handle(records)
+    # THEN the call is halved until the refused entry is alone; the others are published; no retry, no wait
+    assert flaky.sent == [ids, ids[:2], ids[2:], [ids[2]], [ids[3]]]
+    assert sorted(e["detail"]["eventID"] for e in delivered(aws)) == sorted(ids[:2] + ids[3:])
+    (letter,) = dead_letters(aws)
+    assert (letter["record"], letter["attempts"]) == (records[2], 1) and sleeper.slept == []
 
 
 def test_malformed_records_are_dead_lettered_and_the_rest_published(aws):

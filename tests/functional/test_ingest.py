@@ -14,10 +14,11 @@ from botocore.exceptions import ClientError
 from chalicelib import clients, components
 from chalicelib.backoff import Backoff, no_sleep
 from chalicelib.batch_writer import BatchWriter
+from chalicelib.consumer_runtime import ConsumerRuntime, RetryLater
 from chalicelib.dead_letters import DeadLetterQueue
-from chalicelib.ingest.consumer import IngestConsumer, IngestRetryLater
+from chalicelib.ingest.consumer import IngestConsumer
 from chalicelib.ingest.messages import ITEM_KEY_NAMES
-from chalicelib.ingest.source_queue import SourceQueue
+from chalicelib.source_queue import SourceQueue
 from tests.conftest import ROOT
 from tests.support.events import sqs_event, sqs_message
 from tests.support.resources import StageResources
@@ -46,11 +47,11 @@ class Stage:
         self.writer: BatchWriter | None = None
         self.source: SourceQueue | None = None
 
-    def consumer(self, dynamodb: Any = None, sqs: Any = None) -> IngestConsumer:
+    def consumer(self, dynamodb: Any = None, sqs: Any = None) -> ConsumerRuntime:
         self.writer = BatchWriter(dynamodb or self.dynamodb, self.table, ITEM_KEY_NAMES, Backoff(4, sleep=no_sleep))
         self.source = SourceQueue(sqs or self.sqs, Backoff(4, sleep=no_sleep))
-        dead_letters = DeadLetterQueue(sqs or self.sqs, self.dlq_url, Backoff(3, sleep=no_sleep))
-        return IngestConsumer(self.writer, dead_letters, self.source)
+        dead_letters = DeadLetterQueue(sqs or self.sqs, self.dlq_url, backoff=Backoff(3, sleep=no_sleep))
+        return ConsumerRuntime(IngestConsumer(self.writer), dead_letters, self.source)
 
     def items(self) -> list[dict[str, str]]:
         pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.table)
@@ -169,7 +170,7 @@ def test_valid_messages_are_stored_and_each_invalid_one_is_dead_lettered_with_it
     records, expected = mixed_batch()
     consumer = stage.consumer()
     # WHEN it is handled
-    answer = consumer.handle(sqs_event(*records))
+    answer = consumer.handle(records)
     # THEN the valid ones are stored (exactly the SPEC's attributes, unknown fields dropped) ...
     assert answer == {"batchItemFailures": []}
     assert stage.items() == [
@@ -182,7 +183,8 @@ def test_valid_messages_are_stored_and_each_invalid_one_is_dead_lettered_with_it
     letters = stage.dead_letters()
     got = {letter["record"].get("messageId", "<none>"): letter["reason"] for letter in letters}
     assert got == expected
-    assert all(letter["consumer"] == "ingest" and letter["attempts"] == 1 for letter in letters)
+    # never sent anywhere: attempts 0
+    assert all(letter["consumer"] == "ingest" and letter["attempts"] == 0 for letter in letters)
     assert all(letter["error"].startswith("InvalidMessage: ") for letter in letters)
     originals = {r.get("messageId", "<none>"): r for r in records}
     assert all(letter["record"] == originals[letter["record"].get("messageId", "<none>")] for letter in letters)
@@ -194,10 +196,10 @@ def test_valid_messages_are_stored_and_each_invalid_one_is_dead_lettered_with_it
 
 def test_the_same_batch_delivered_three_times_leaves_the_same_items(stage: Stage):
     records, _ = mixed_batch()
-    stage.consumer().handle(sqs_event(*records))
+    stage.consumer().handle(records)
     first = stage.items()
-    stage.consumer().handle(sqs_event(*records))
-    stage.consumer().handle(sqs_event(*records))
+    stage.consumer().handle(records)
+    stage.consumer().handle(records)
     assert stage.items() == first and len(first) == 3
 
 
@@ -207,20 +209,20 @@ def test_one_message_twice_in_a_batch_is_one_write(stage: Stage):
     twice = sqs_message(body("u-1"), message_id="m-1", sent_at_ms=SENT_MS, receipt_handle="r-2", receive_count=2)
     consumer = stage.consumer()
     # WHEN handled, BatchWriteItem does not reject the request, and one item results
-    assert consumer.handle(sqs_event(once, twice, sqs_message(body("u-2")))) == {"batchItemFailures": []}
+    assert consumer.handle([once, twice, sqs_message(body("u-2"))]) == {"batchItemFailures": []}
     assert [item["user_id"] for item in stage.items()] == ["u-1", "u-2"]
     assert consumer_calls(stage) == (1, 0)
 
 
 def test_a_full_batch_goes_in_batches_of_25(stage: Stage):
     consumer = stage.consumer()
-    consumer.handle(sqs_event(*[sqs_message(body(f"u-{n:03d}")) for n in range(100)]))
+    consumer.handle([sqs_message(body(f"u-{n:03d}")) for n in range(100)])
     assert len(stage.items()) == 100
     assert consumer_calls(stage) == (4, 0)
 
 
 def test_an_empty_event_does_nothing(stage: Stage):
-    assert stage.consumer().handle({"Records": []}) == {"batchItemFailures": []}
+    assert stage.consumer().handle([]) == {"batchItemFailures": []}
     assert stage.items() == [] and stage.dead_letters() == []
 
 
@@ -233,8 +235,8 @@ def test_throttled_writes_stay_in_the_queue_and_finished_messages_are_gone(stage
     # WHEN BatchWriteItem keeps leaving three users' writes unprocessed
     consumer = stage.consumer(dynamodb=Faulty(stage.dynamodb, "batch_write_item",
                                               throttled("UnprocessedItems", throttled_users)))
-    with pytest.raises(IngestRetryLater) as raised:
-        consumer.handle(sqs_event(*records))
+    with pytest.raises(RetryLater) as raised:
+        consumer.handle(records)
     # THEN the handler fails, naming what comes back
     assert raised.value.remaining == 3 and raised.value.undeleted == 0
     assert str(raised.value).startswith("3 of 26 message(s) remain in the queue for retry")
@@ -248,7 +250,7 @@ def test_throttled_writes_stay_in_the_queue_and_finished_messages_are_gone(stage
     assert consumer_calls(stage) == (4, 4)
 
     # WHEN Lambda delivers them again and the table has capacity
-    assert stage.consumer().handle(sqs_event(*left)) == {"batchItemFailures": []}
+    assert stage.consumer().handle(left) == {"batchItemFailures": []}
     # THEN none is lost: all 24 stored once, no new dead letter; (Lambda then deletes the batch)
     assert [item["user_id"] for item in stage.items()] == [f"u-{n:02d}" for n in range(24)]
     assert stage.dead_letters() == []
@@ -260,8 +262,8 @@ def test_a_throttled_table_keeps_every_valid_message_in_the_queue(stage: Stage, 
     records = stage.send([body("u-1"), body("u-2"), {"user_id": "u-3"}])
     consumer = stage.consumer(dynamodb=Faulty(stage.dynamodb, "batch_write_item", throttled(error)))
     # WHEN the batch is handled
-    with pytest.raises(IngestRetryLater, match=error):
-        consumer.handle(sqs_event(*records))
+    with pytest.raises(RetryLater, match=error):
+        consumer.handle(records)
     # THEN nothing is stored, the invalid message is dead-lettered and deleted, the valid ones stay
     assert stage.items() == []
     reasons = [letter["reason"] for letter in stage.dead_letters()]
@@ -278,8 +280,8 @@ def test_when_the_dead_letter_queue_is_down_invalid_messages_stay_in_the_queue(s
     records = stage.send([body("u-1"), "not json", body("u-2")])
     consumer = stage.consumer(sqs=Faulty(stage.sqs, "send_message_batch", refuse))
     # WHEN the batch is handled
-    with pytest.raises(IngestRetryLater, match="1 invalid message"):
-        consumer.handle(sqs_event(*records))
+    with pytest.raises(RetryLater, match="1 × SendMessageBatch: ServiceUnavailable"):
+        consumer.handle(records)
     # THEN valid ones are stored and deleted, the invalid one is neither lost nor dead-lettered: it comes back
     assert [item["user_id"] for item in stage.items()] == ["u-1", "u-2"]
     assert stage.dead_letters() == []
@@ -308,8 +310,8 @@ def test_deletes_sqs_reports_as_failed_are_retried_and_a_bad_handle_is_reported(
         sqs=Faulty(stage.sqs, "delete_message_batch", flaky),
     )
     # WHEN one write keeps failing, so the finished 11 must be deleted by the consumer
-    with pytest.raises(IngestRetryLater) as raised:
-        consumer.handle(sqs_event(*records))
+    with pytest.raises(RetryLater) as raised:
+        consumer.handle(records)
     # THEN the retried deletes land; the stale one is reported and will be delivered again (same item rewritten)
     assert raised.value.remaining == 1 and raised.value.undeleted == 1
     assert "1 finished message(s) could not be deleted" in str(raised.value)
@@ -326,8 +328,8 @@ def test_a_queue_that_cannot_be_found_deletes_nothing_and_loses_nothing(stage: S
         record["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:no-such-queue"
     consumer = stage.consumer(dynamodb=Faulty(stage.dynamodb, "batch_write_item",
                                               throttled("UnprocessedItems", {"u-1"})))
-    with pytest.raises(IngestRetryLater) as raised:
-        consumer.handle(sqs_event(*records))
+    with pytest.raises(RetryLater) as raised:
+        consumer.handle(records)
     assert raised.value.remaining == 1 and raised.value.undeleted == 1
     assert [item["user_id"] for item in stage.items()] == ["u-2"]
 
@@ -363,7 +365,7 @@ def test_the_event_source_is_tuned_for_throughput_and_the_queue_outlasts_retries
 def test_the_component_getter_assembles_the_consumer_from_the_stage(stage: Stage):
     clients.reset()
     records = [sqs_message(body("u-1"))]
-    assert components.ingest_consumer().handle(sqs_event(*records)) == {"batchItemFailures": []}
+    assert components.ingest_consumer().handle(records) == {"batchItemFailures": []}
     assert [item["user_id"] for item in stage.items()] == ["u-1"]
 
 

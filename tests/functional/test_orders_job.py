@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib import clients
 from chalicelib.backoff import Backoff, no_sleep
+from chalicelib.consumer_runtime import ConsumerRuntime, Outcome
 from chalicelib.dead_letters import DeadLetterQueue, DeadLetterQueueUnavailable
 from chalicelib.orders import processing
 from chalicelib.orders.processing import OrderProcessor
@@ -84,11 +85,29 @@ def dead_letters(aws: Any) -> list[dict[str, Any]]:
             sqs.delete_message(QueueUrl=aws["StreamDlqUrl"], ReceiptHandle=message["ReceiptHandle"])
 
 
-def processor(aws: Any, dynamodb: Any = None, sqs: Any = None, backoff: Backoff | None = None) -> OrderProcessor:
+class Job:
+    """The order job as Lambda runs it (the consumer runtime around OrderProcessor), keeping its last Outcome."""
+
+    def __init__(self, processor: OrderProcessor, dead_letters: DeadLetterQueue):
+        self.processor = processor
+        self.runtime = ConsumerRuntime(processor, dead_letters)
+        self.last = Outcome("orders", [])
+
+    @property
+    def calls(self) -> int:
+        return self.processor.calls
+
+    def handle(self, records: list[Any]) -> Any:
+        self.last = self.runtime.process(records)
+        return self.runtime.deliver(self.last)
+
+
+def processor(aws: Any, dynamodb: Any = None, sqs: Any = None, backoff: Backoff | None = None) -> Job:
     """The job over moto (or faulty) clients, retrying without sleeping."""
     repository = OrdersRepository(dynamodb or boto3.client("dynamodb"), aws["OrdersTable"])
-    letters = DeadLetterQueue(sqs or boto3.client("sqs"), aws["StreamDlqUrl"], Backoff(max_attempts=2, sleep=no_sleep))
-    return OrderProcessor(repository, letters, backoff=backoff or Backoff(max_attempts=4, sleep=no_sleep))
+    letters = DeadLetterQueue(sqs or boto3.client("sqs"), aws["StreamDlqUrl"],
+                              backoff=Backoff(max_attempts=2, sleep=no_sleep))
+    return Job(OrderProcessor(repository, backoff=backoff or Backoff(max_attempts=4, sleep=no_sleep)), letters)
 
 
 @pytest.fixture
@@ -143,14 +162,14 @@ def test_a_batch_delivered_twice_changes_nothing_the_second_time(chalice_client,
     records = stream.read()
     job = processor(aws)
     job.handle(records)
-    assert job.last.processed == 3 and job.calls == 3
+    assert job.last.details["processed"] == 3 and job.last.applied == 3 and job.calls == 3
     after_first = table(aws)
     # WHEN Lambda delivers the very same batch again
     again = processor(aws)
     assert again.handle(records) == {"batchItemFailures": []}
     # THEN no order changed (processed_at included), nothing was dead-lettered
     assert table(aws) == after_first
-    assert again.last.unchanged == 3 and again.last.processed == 0 and again.calls == 3
+    assert again.last.skipped == 3 and again.last.applied == 0 and again.calls == 3
     assert {after_first[i]["status"] for i in ids} == {"PROCESSED"}
     assert dead_letters(aws) == []
 
@@ -166,7 +185,7 @@ def test_our_own_updates_on_the_stream_are_ignored(chalice_client, aws, stream):
     job = processor(aws)
     job.handle(modifies)
     # THEN it makes no call and changes nothing (no loop)
-    assert job.calls == 0 and job.last.ignored == 1 and table(aws) == snapshot
+    assert job.calls == 0 and job.last.skipped == 1 and table(aws) == snapshot
     assert stream.read() == []
 
 
@@ -205,7 +224,7 @@ def test_orders_inserted_in_another_status_are_left_alone(aws, stream):
                   "created_at": {"S": "2026-11-22T10:00:00.000Z"}, "items": {"L": []}, "total": {"N": "7"}})
     job = processor(aws)
     job.handle(stream.read())
-    assert job.calls == 0 and job.last.ignored == 1
+    assert job.calls == 0 and job.last.skipped == 1
     assert stored(aws, "x")["total"] == 7 and "processed_at" not in stored(aws, "x")
 
 
@@ -215,20 +234,20 @@ def test_an_order_deleted_before_the_job_runs_is_not_recreated(chalice_client, a
     boto3.client("dynamodb").delete_item(TableName=aws["OrdersTable"], Key={"id": {"S": order["id"]}})
     job = processor(aws)
     job.handle(records)
-    assert job.last.unchanged == 1 and table(aws) == {} and dead_letters(aws) == []
+    assert job.last.skipped == 1 and table(aws) == {} and dead_letters(aws) == []
 
 
 def test_throttling_is_retried_with_backoff_and_the_order_is_processed(chalice_client, aws, stream):
     # GIVEN DynamoDB throttles the first two updates
     order = post_order(chalice_client)
     faulty = Faulty(boto3.client("dynamodb"), "update_item", "ProvisionedThroughputExceededException", times=2)
-    backoff = Backoff(max_attempts=4, sleep=no_sleep)
-    job = processor(aws, dynamodb=faulty, backoff=backoff)
+    slept: list[float] = []
+    job = processor(aws, dynamodb=faulty, backoff=Backoff(max_attempts=4, sleep=slept.append))
     # WHEN the job runs
     job.handle(stream.read())
     # THEN it retried after backing off twice (growing caps), and the order is processed; nothing dead-lettered
-    assert faulty.faults == 2 and job.calls == 3 and len(backoff.slept) == 2
-    assert 0 <= backoff.slept[0] <= 0.05 and 0 <= backoff.slept[1] <= 0.1
+    assert faulty.faults == 2 and job.calls == 3 and len(slept) == 2 and job.last.retries == 2
+    assert 0 <= slept[0] <= 0.05 and 0 <= slept[1] <= 0.1
     assert stored(aws, order["id"])["status"] == "PROCESSED" and dead_letters(aws) == []
 
 
@@ -254,7 +273,8 @@ def test_an_update_that_keeps_failing_is_dead_lettered_and_the_rest_of_the_batch
     # THEN the first order's record is in the DLQ, unchanged, with the error and attempts
     (letter,) = dead_letters(aws)
     assert letter["consumer"] == "orders" and letter["attempts"] == 4
-    assert first["id"] in letter["reason"] and "InternalServerError" in letter["error"]
+    assert letter["reason"] == "UpdateItem failed after 4 attempt(s): InternalServerError"
+    assert "InternalServerError" in letter["error"]
     assert letter["record"] == records[0] and letter["failed_at"].endswith("Z")
     assert stored(aws, first["id"])["status"] == "PENDING"
     # AND the second order is processed
@@ -319,6 +339,6 @@ def test_a_full_batch_of_one_hundred_orders_costs_one_update_each(aws, stream):
     assert len(records) == 100
     job = processor(aws)
     job.handle(records)
-    assert job.calls == 100 and job.last.processed == 100
+    assert job.calls == 100 and job.last.details["processed"] == 100
     assert {o["id"]: o["total"] for o in table(aws).values()} == {
         f"o-{n:03d}": Decimal(n + 1) / 100 for n in range(100)}

@@ -11,6 +11,7 @@ import pytest
 from chalicelib import clients
 from chalicelib.backoff import Backoff
 from chalicelib.batch_writer import BatchWriter
+from chalicelib.consumer_runtime import ConsumerRuntime
 from chalicelib.dead_letters import DeadLetterQueue, DeadLetterQueueUnavailable
 from chalicelib.replication.consumer import ReplicationConsumer
 from chalicelib.replication.projection import TARGET_KEY_NAMES, public_target_item
@@ -43,14 +44,14 @@ def dead_letters(aws: Any) -> list[dict[str, Any]]:
 
 
 def consumer(aws: Any, dynamodb: Any = None, sqs: Any = None, sleeps: list[float] | None = None,
-             attempts: int = 8) -> tuple[ReplicationConsumer, BatchWriter]:
+             attempts: int = 8) -> tuple[ConsumerRuntime, BatchWriter]:
     recorded = sleeps if sleeps is not None else []
     backoff = Backoff(max_attempts=attempts, sleep=recorded.append, rand=lambda: 1.0)
     writer = BatchWriter(dynamodb or boto3.client("dynamodb"), aws["UsersByLocationTable"], TARGET_KEY_NAMES,
                          backoff)
     dlq = DeadLetterQueue(sqs or boto3.client("sqs"), aws["StreamDlqUrl"],
-                          Backoff(max_attempts=3, sleep=recorded.append))
-    return ReplicationConsumer(writer, dlq), writer
+                          backoff=Backoff(max_attempts=3, sleep=recorded.append))
+    return ConsumerRuntime(ReplicationConsumer(writer), dlq), writer
 
 
 def test_inserts_moves_and_deletes_keep_the_target_in_step(aws):
@@ -123,7 +124,7 @@ def test_writes_that_never_land_are_dead_lettered_with_the_original_record(aws):
     assert ("NY", "Brooklyn#u2@x.io") not in target_items(aws) and len(target_items(aws)) == 3
     [letter] = dead_letters(aws)
     assert letter["consumer"] == "replication" and letter["attempts"] == 4
-    assert letter["reason"] == "target write failed after retries"
+    assert letter["reason"] == "BatchWriteItem failed after 4 attempt(s): UnprocessedItems"
     assert letter["record"] == records[2]
     assert letter["failed_at"].endswith("Z")
 

@@ -17,6 +17,7 @@ from moto import mock_aws
 from chalicelib import clients
 from chalicelib.backoff import Backoff, no_sleep
 from chalicelib.batch_writer import BatchWriter
+from chalicelib.consumer_runtime import ConsumerRuntime
 from chalicelib.dead_letters import DeadLetterQueue
 from chalicelib.replication.consumer import ReplicationConsumer
 from chalicelib.replication.projection import TARGET_KEY_NAMES, project_user, public_target_item
@@ -59,7 +60,7 @@ def apply(dynamodb: Any, table: str, op: tuple[Any, ...]) -> None:
         dynamodb.delete_item(TableName=table, Key=typed_item({"email": email}))
 
 
-def deliver(consumer: ReplicationConsumer, records: list[dict[str, Any]], sizes: list[int],
+def deliver(consumer: ConsumerRuntime, records: list[dict[str, Any]], sizes: list[int],
             twice: list[bool]) -> int:
     deliveries, start, index = 0, 0, 0
     while start < len(records):
@@ -88,9 +89,10 @@ def test_target_equals_projection_of_source_after_any_history(ops, final_sizes, 
         stage = deploy_stage()
         dynamodb = boto3.client("dynamodb")
         sqs = boto3.client("sqs")
-        consumer = ReplicationConsumer(
-            BatchWriter(dynamodb, stage["UsersByLocationTable"], TARGET_KEY_NAMES, Backoff(sleep=no_sleep)),
-            DeadLetterQueue(sqs, stage["StreamDlqUrl"], Backoff(sleep=no_sleep)),
+        consumer = ConsumerRuntime(
+            ReplicationConsumer(BatchWriter(dynamodb, stage["UsersByLocationTable"], TARGET_KEY_NAMES,
+                                            Backoff(sleep=no_sleep))),
+            DeadLetterQueue(sqs, stage["StreamDlqUrl"], backoff=Backoff(sleep=no_sleep)),
         )
         reader = StreamReader(stage["UsersStreamArn"])
         for op in ops:

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from chalicelib import clients, components
-from chalicelib.dead_letters import DeadLetter, DeadLetterQueue
+from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, parse_location
 from chalicelib.replication.projection import SEQUENCE_ATTRIBUTE, TargetKey, project_user
 from chalicelib.stream.images import plain_item, typed_item
 from tests.ops.ops_support import RunOps, public_target, put_items, target_by_key, user
@@ -181,7 +181,7 @@ def test_letters_that_fail_again_stay_with_their_reason(aws: StageResources, run
     assert depth(aws["StreamDlqUrl"]) == 2 and depth(aws["IngestDlqUrl"]) == 1
     assert device_items(aws) == []
     out = capsys.readouterr().out
-    assert "failed again" in out and "PutEvents rejected the event" in out
+    assert "failed again" in out and "systemic: AccessDeniedException" in out
     assert "invalid" in out and "field device is missing" in out
     assert "unreadable" in out
 
@@ -279,3 +279,94 @@ def test_a_user_who_moves_while_her_letter_is_replayed_is_not_resurrected(aws: S
     assert run_ops("redrive") == 0
     assert public_target(aws["UsersByLocationTable"]) == {key_of(moved): project_user(moved)}
     assert depth(aws["StreamDlqUrl"]) == 0
+
+
+# --- letters too large for their queue: kept in S3, followed by every reader ---------------------------
+
+def bucket_keys(aws: StageResources) -> list[str]:
+    return [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=aws["DeadLetterBucket"]).get("Contents", [])]
+
+
+@pytest.fixture
+def large_fanout_letter(aws: StageResources) -> dict[str, Any]:
+    """A 300 KB record whose publish EventBridge rejected, dead-lettered by the fan-out into a stream DLQ whose
+    MaximumMessageSize is 256 KiB: its letter is in S3, the queue holds the pointer."""
+    sqs = boto3.client("sqs")
+    sqs.set_queue_attributes(QueueUrl=aws["StreamDlqUrl"], Attributes={"MaximumMessageSize": "262144"})
+    clients.forget("MaximumMessageSize", aws["StreamDlqUrl"])  # as a freshly started function would
+    big = insert({"email": "big@example.com", "state": "NY", "city": "Albany", "blob": "b" * 300_000})
+
+    def reject(_call: Any, **kw: Any) -> Any:
+        return {"FailedEntryCount": len(kw["Entries"]), "Entries": [
+            {"ErrorCode": "InvalidArgument", "ErrorMessage": "injected"} for _ in kw["Entries"]]}
+
+    real = clients.client("events")
+    clients.override("events", FaultyClient(real, put_events=reject))
+    assert components.fanout_consumer().handle([big]) == {"batchItemFailures": []}
+    clients.override("events", real)
+    (body,) = [body for body in letter_bodies(aws["StreamDlqUrl"]) if "recordLocation" in body]
+    pointer = json.loads(body)
+    assert len(body.encode()) <= 262144 and pointer["record"] is None
+    bucket, key = parse_location(pointer["recordLocation"])
+    assert bucket == aws["DeadLetterBucket"] and bucket_keys(aws) == [key]
+    return {"record": big, "key": key}
+
+
+def test_a_letter_kept_in_s3_is_replayed_then_its_object_and_message_are_deleted(
+        aws: StageResources, large_fanout_letter: dict[str, Any], run_ops: RunOps,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # WHEN EventBridge takes it again and the operator redrives
+    assert run_ops("redrive") == 0
+    # THEN the record was published (truncated: it is over EventBridge's 256 KiB) from the letter in S3 ...
+    events = boto3.client("sqs").receive_message(QueueUrl=aws["SubscriberQueueUrl"], MaxNumberOfMessages=10)
+    (detail,) = [json.loads(m["Body"])["detail"] for m in events.get("Messages", [])]
+    assert detail["eventID"] == large_fanout_letter["record"]["eventID"] and detail["truncated"] is True
+    # ... and then the object and the message are gone
+    assert bucket_keys(aws) == [] and depth(aws["StreamDlqUrl"]) == 0
+    assert "deleted 1 applied letter(s)" in capsys.readouterr().out
+
+
+def test_dry_run_and_peek_follow_the_pointer_and_change_nothing(
+        aws: StageResources, large_fanout_letter: dict[str, Any], run_ops: RunOps,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_ops("redrive", "--dry-run") == 0
+    assert "would apply" in capsys.readouterr().out
+    assert run_ops("status", "--peek") == 0
+    out = capsys.readouterr().out
+    assert "PutEvents refused the record: InvalidArgument" in out
+    (row,) = [line for line in out.splitlines() if "InvalidArgument" in line]
+    assert [cell.strip() for cell in row.split("│")[4:6]] == ["1", "1"]  # count, in S3
+    assert bucket_keys(aws) == [large_fanout_letter["key"]] and len(letter_bodies(aws["StreamDlqUrl"])) == 1
+
+
+def test_a_letter_whose_object_is_gone_is_reported_and_left(
+        aws: StageResources, large_fanout_letter: dict[str, Any], run_ops: RunOps,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    boto3.client("s3").delete_object(Bucket=aws["DeadLetterBucket"], Key=large_fanout_letter["key"])
+    assert run_ops("redrive") == 1
+    out = capsys.readouterr().out
+    assert "unreadable" in out and "NoSuchKey" in out
+    assert depth(aws["StreamDlqUrl"]) == 1
+
+
+def test_redrive_needs_nothing_beyond_the_operator_policy(
+        aws: StageResources, letters_of_every_consumer: dict[str, Any], large_fanout_letter: dict[str, Any],
+        run_ops: RunOps) -> None:
+    from ops import policies
+    from tests.support.iam import SERVICE_PREFIX, Recorder, denied
+    from tests.support.streams import lambda_records_from_stream
+
+    # GIVEN letters of every consumer, one kept in S3, and Lambda's failure record of a stream batch
+    boto3.client("sqs").send_message(QueueUrl=aws["StreamDlqUrl"], MessageBody=json.dumps(lambda_failure_record(
+        aws, "replicate_users", lambda_records_from_stream(aws["UsersStreamArn"])[:1])))
+    arns = policies.StageArns.from_environment("test", aws.env())
+    recorder = Recorder(arns)
+    for service in SERVICE_PREFIX:
+        recorder.attach(clients.client(service))
+    # WHEN the operator redrives them all
+    assert run_ops("redrive") == 0
+    # THEN every request it made is allowed by the operator policy `provision` writes for the stage
+    requests = recorder.take()
+    assert {action for action, _ in requests} >= {"s3:GetObject", "s3:DeleteObject", "sqs:ReceiveMessage",
+                                                  "sqs:DeleteMessage", "dynamodb:GetRecords", "events:PutEvents"}
+    assert denied(policies.operator_policy_document(policies.OPERATOR_REDRIVE, arns), requests) == []

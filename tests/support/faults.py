@@ -1,12 +1,21 @@
-"""Call counting and fault injection around real (moto) boto3 clients."""
+"""Call counting and fault injection around real (moto) boto3 clients.
+
+`aws_error` builds an error the way botocore builds it from a real AWS answer: an HTTP error response
+(status, headers, body in the service's protocol) goes through botocore's own response parser and error
+factory, so the code sees exactly the shape (`Error.Code`, `QueryErrorCode`, `HTTPStatusCode`, the
+modeled exception class) AWS would produce.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
+from botocore.parsers import create_parser
 
 
 class CallCounter:
@@ -26,18 +35,61 @@ class CallCounter:
 
 
 class FaultyClient:
-    """Proxies a real client; `faults[operation]` may rewrite a call (raise, or alter the answer)."""
+    """Proxies a real client; `faults[operation]` may rewrite a call (raise, or alter the answer).
+
+    `calls[method]` counts the calls of each faulted method (a fault that raises never reaches the real
+    client, so a CallCounter on it would not see them).
+    """
 
     def __init__(self, real: Any, **faults: Callable[..., Any]):
         self._real = real
         self._faults = faults
+        self.calls: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:
         fault = self._faults.get(name)
         real = getattr(self._real, name)
         if fault is None:
             return real
-        return lambda **kwargs: fault(real, **kwargs)
+
+        def faulted(**kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return fault(real, **kwargs)
+
+        return faulted
+
+
+def aws_error(service: str, operation: str, code: str, message: str = "injected", status: int = 400,
+              query_error: str | None = None) -> ClientError:
+    """The ClientError botocore raises for an HTTP error answer of `service` (its real protocol and parser).
+
+    `query_error` is SQS's `x-amzn-query-error` header (`AWS.SimpleQueueService.NonExistentQueue;Sender`).
+    """
+    client = boto3.client(service, region_name="us-east-1")
+    model = client.meta.service_model
+    headers = {"x-amzn-requestid": "injected-request"}
+    if model.resolved_protocol == "rest-xml":
+        body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+    else:
+        body = json.dumps({"__type": f"com.amazonaws.{service}#{code}", "message": message}).encode()
+        headers["content-type"] = "application/x-amz-json-1.0"
+    if query_error:
+        headers["x-amzn-query-error"] = query_error
+    operation_model = model.operation_model(operation)
+    parsed = create_parser(model.resolved_protocol).parse(
+        {"status_code": status, "headers": headers, "body": body}, operation_model.output_shape)
+    error = parsed["Error"]  # as botocore's client picks the modeled class
+    error_class = client.exceptions.from_code(error.get("QueryErrorCode") or error["Code"])
+    return error_class(parsed, operation)  # type: ignore[no-any-return]
+
+
+def raising(error: Exception) -> Callable[..., Any]:
+    """A fault that always raises `error` (the call never reaches AWS)."""
+
+    def fault(real: Callable[..., Any], **kwargs: Any) -> Any:
+        raise error
+
+    return fault
 
 
 def client_error(code: str, message: str = "injected", operation: str = "Operation") -> ClientError:

@@ -11,20 +11,26 @@ from chalicelib.config import ConfigurationError, Settings, api_auth
 ENV = {
     "USERS_TABLE": "u", "USERS_STREAM_ARN": "arn:s", "USERS_BY_LOCATION_TABLE": "t", "DEVICE_METADATA_TABLE": "d",
     "INGEST_QUEUE": "q", "INGEST_DLQ_URL": "http://q/dlq", "ORDERS_TABLE": "o", "ORDERS_STREAM_ARN": "arn:o",
-    "EVENT_BUS_NAME": "bus", "STREAM_DLQ_URL": "http://q/sdlq",
+    "EVENT_BUS_NAME": "bus", "STREAM_DLQ_URL": "http://q/sdlq", "DEAD_LETTER_BUCKET": "letters",
 }
 
 
-def test_settings_defaults_for_event_source_and_attempts():
+def test_settings_defaults_for_event_source_attempts_and_event_size():
     settings = Settings.from_env(ENV)
     assert settings.event_source == "stream-pipeline.users" and settings.fanout_max_attempts == 3
+    assert settings.event_max_bytes == 262144 and settings.dead_letter_bucket == "letters"
     assert Settings.from_env({**ENV, "EVENT_SOURCE": "x", "FANOUT_MAX_ATTEMPTS": "5"}).fanout_max_attempts == 5
+    assert Settings.from_env({**ENV, "EVENT_MAX_BYTES": "1048576"}).event_max_bytes == 1048576
 
 
 @pytest.mark.parametrize(("change", "named"), [
     ({"USERS_TABLE": ""}, "USERS_TABLE"),
+    ({"DEAD_LETTER_BUCKET": " "}, "DEAD_LETTER_BUCKET"),
     ({"FANOUT_MAX_ATTEMPTS": "many"}, "FANOUT_MAX_ATTEMPTS"),
     ({"FANOUT_MAX_ATTEMPTS": "0"}, "FANOUT_MAX_ATTEMPTS"),
+    ({"EVENT_MAX_BYTES": "256k"}, "EVENT_MAX_BYTES"),
+    ({"EVENT_MAX_BYTES": "100"}, "EVENT_MAX_BYTES must be at least 1024"),
+    ({"EVENT_MAX_BYTES": "2097152"}, "EVENT_MAX_BYTES must be at most 1048576"),
 ])
 def test_bad_configuration_names_the_variable(change, named):
     with pytest.raises(ConfigurationError, match=named):
@@ -58,6 +64,11 @@ def test_coalesce_keeps_the_last_write_per_key_in_order_of_last_write():
 def test_a_write_without_its_key_is_refused():
     with pytest.raises(ValueError, match="city_email"):
         WriteOp.put({"state": "NY"}, ("state", "city_email"))
+
+
+def test_backoff_needs_at_least_one_attempt():
+    with pytest.raises(ValueError, match="max_attempts"):
+        Backoff(max_attempts=0)
 
 
 def test_backoff_is_exponential_capped_and_jittered():

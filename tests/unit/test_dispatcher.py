@@ -7,8 +7,9 @@ import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from chalicelib.consumer_runtime import records_of
 from chalicelib.stream import EventName, StreamDispatcher, StreamRecord
-from chalicelib.stream.dispatcher import HandlerError, records_of
+from chalicelib.stream.dispatcher import HandlerError
 from tests.support.events import insert, modify, remove, stream_event, stream_record
 
 EVERY_TYPE = {

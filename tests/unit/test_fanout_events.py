@@ -10,9 +10,8 @@ from decimal import Decimal
 import pytest
 
 from chalicelib.fanout.events import (
+    DEFAULT_MAX_BYTES,
     MAX_ENTRIES_PER_CALL,
-    MAX_ENTRY_SIZE,
-    MAX_REQUEST_SIZE,
     EventTooLarge,
     FanoutEntry,
     build_entry,
@@ -156,17 +155,38 @@ def test_an_item_too_large_for_eventbridge_is_sent_truncated():
     assert detail["keys"] == {"email": "big@example.com"}
     assert detail["changedAttributes"] == ["blob", "city"]
     assert detail["eventID"] == raw["eventID"]
-    assert entry.size <= MAX_ENTRY_SIZE
+    assert entry.size <= DEFAULT_MAX_BYTES
 
 
 def test_an_entry_exactly_at_the_limit_is_not_truncated_and_one_byte_more_is():
     base = build_entry(StreamRecord(insert({"email": "e@x.io", "pad": ""}, created_at=CREATED)), SOURCE)
-    room = MAX_ENTRY_SIZE - base.size
+    room = DEFAULT_MAX_BYTES - base.size
     fits = build_entry(StreamRecord(insert({"email": "e@x.io", "pad": "p" * room}, created_at=CREATED)), SOURCE)
-    assert fits.size == MAX_ENTRY_SIZE and not fits.truncated
+    assert fits.size == DEFAULT_MAX_BYTES and not fits.truncated
     over = build_entry(StreamRecord(insert({"email": "e@x.io", "pad": "p" * (room + 1)}, created_at=CREATED)),
                        SOURCE)
     assert over.truncated
+
+
+def test_event_max_bytes_moves_the_truncation_limit_both_ways():
+    # GIVEN an entry of ~300 KB (over the 256 KiB default)
+    record = StreamRecord(insert({"email": "e@x.io", "pad": "p" * 300_000}, created_at=CREATED))
+    # WHEN built under the default, under 1 MiB (an account with the larger limit), and under 100 KB
+    default = build_entry(record, SOURCE)
+    larger = build_entry(record, SOURCE, max_bytes=1024 * 1024)
+    smaller = build_entry(StreamRecord(insert({"email": "e@x.io", "pad": "p" * 150_000})), SOURCE, max_bytes=100_000)
+    # THEN only the limit decides: truncated at 256 KiB, whole at 1 MiB, truncated again at 100 KB
+    assert default.truncated and default.size <= DEFAULT_MAX_BYTES
+    assert not larger.truncated and larger.size > 300_000
+    assert smaller.truncated and smaller.size <= 100_000
+
+
+def test_pack_follows_event_max_bytes():
+    # GIVEN entries of 300 KB, 300 KB, 500 KB and 10 bytes, under a 1 MiB limit
+    entries = [_entry_of_size(s) for s in (300_000, 300_000, 500_000, 10)]
+    # WHEN packed THEN a call holds up to the limit (two calls, not four as under 256 KiB)
+    assert [[e.size for e in call] for call in pack(entries, max_bytes=1024 * 1024)] == [
+        [300_000, 300_000], [500_000, 10]]
 
 
 def test_an_entry_too_large_even_without_images_is_refused():
@@ -193,7 +213,7 @@ def test_pack_keeps_each_call_within_the_request_size_and_in_order():
     entries = [_entry_of_size(s) for s in sizes]
     calls = pack(entries)
     assert [[e.size for e in call] for call in calls] == [[100_000, 100_000, 62_144], [1, 200_000], [262_144], [10]]
-    assert all(sum(e.size for e in call) <= MAX_REQUEST_SIZE for call in calls)
+    assert all(sum(e.size for e in call) <= DEFAULT_MAX_BYTES for call in calls)
     assert [e for call in calls for e in call] == entries
 
 

@@ -1,9 +1,9 @@
-"""The pure parts of the ingest consumer: sorting a batch, what deleting a record needs, queue ARNs."""
+"""The pure parts of ingestion: sorting a batch, what deleting a record needs, queue ARNs."""
 
 from __future__ import annotations
 
-from chalicelib.ingest.consumer import IngestRetryLater, plan_batch, receipt_of
-from chalicelib.ingest.source_queue import QueueRef, Receipt, queue_of
+from chalicelib.ingest.consumer import plan_batch
+from chalicelib.source_queue import QueueRef, Receipt, queue_of, receipt_of
 from tests.support.events import INGEST_QUEUE_ARN, sqs_message
 
 GOOD = {"user_id": "u-1", "device": "pixel-9", "location": "Lisbon"}
@@ -48,12 +48,3 @@ def test_queue_of_reads_an_sqs_arn():
     assert queue_of("arn:aws:sqs:eu-west-1::my-queue") is None
     assert queue_of("my-queue") is None
 
-
-def test_the_retry_error_says_how_many_messages_come_back_and_why():
-    error = IngestRetryLater(3, 10, ["3 write(s) failed: ProvisionedThroughputExceededException: slow down"], 1)
-    assert str(error) == (
-        "3 of 10 message(s) remain in the queue for retry: 3 write(s) failed: "
-        "ProvisionedThroughputExceededException: slow down "
-        "(1 finished message(s) could not be deleted and will be delivered again)"
-    )
-    assert error.remaining == 3 and error.undeleted == 1
