@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_EVENT_SOURCE = "stream-pipeline.users"
+REGION_VARIABLES = ("USERS_STREAM_ARN", "ORDERS_STREAM_ARN")  # ARNs that say where the stage's resources are
 DEFAULT_FANOUT_MAX_ATTEMPTS = 3
 
 
@@ -61,3 +62,12 @@ class Settings:
             stream_dlq_url=need("STREAM_DLQ_URL"),
             fanout_max_attempts=attempts,
         )
+
+
+def stage_region(env: Mapping[str, str]) -> str | None:
+    """The region of the stage whose variables are `env`, from its stream ARNs (None if they do not say)."""
+    for name in REGION_VARIABLES:
+        parts = env.get(name, "").split(":")
+        if len(parts) > 3 and parts[0] == "arn" and parts[3]:
+            return parts[3]
+    return None
