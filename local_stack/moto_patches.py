@@ -16,6 +16,7 @@ import inspect
 import json
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -334,8 +335,80 @@ DYNAMODB_QUERY_COST = Patch(
 )
 
 
+# --- DynamoDB Streams: shard iterators expire ---------------------------------------------------------------
+
+ITERATOR_LIFETIME = 15 * 60.0  # seconds: DynamoDB Streams' shard iterators expire 15 minutes after they are issued
+clock: Callable[[], float] = time.monotonic  # swappable in tests
+_tracked_pruned_at = 0.0
+
+
+def _expire_iterators(backend: Any, now: float) -> None:
+    """Forget iterators past their lifetime, oldest first (the dict is in issue order), and let moto's registry of
+    every model instance let go of them too, once a minute."""
+    global _tracked_pruned_at
+    from moto.dynamodbstreams.models import ShardIterator
+
+    iterators = backend.shard_iterators
+    while iterators:
+        oldest = next(iter(iterators))
+        if getattr(iterators[oldest], "expires_at", 0.0) > now:
+            break
+        del iterators[oldest]
+    if now - _tracked_pruned_at >= 60:
+        _tracked_pruned_at = now
+        ShardIterator.instances_tracked[:] = [  # type: ignore[attr-defined]
+            i for i in ShardIterator.instances_tracked if getattr(i, "expires_at", 0.0) > now]  # type: ignore[attr-defined]
+
+
+def _issued(backend: Any, iterator: Any) -> Any:
+    now = clock()
+    iterator.expires_at = now + ITERATOR_LIFETIME
+    _expire_iterators(backend, now)
+    return iterator
+
+
+def _get_shard_iterator(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_shard_iterator(self: Any, *args: Any, **kwargs: Any) -> Any:
+        """moto's GetShardIterator; the iterator expires 15 minutes from now."""
+        return _issued(self, original(self, *args, **kwargs))
+
+    return get_shard_iterator
+
+
+def _get_records(original: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    def get_records(self: Any, iterator_arn: str, limit: int) -> dict[str, Any]:
+        """moto's GetRecords on an iterator that has not expired; the next iterator expires 15 minutes from now."""
+        from moto.core.exceptions import JsonRESTError
+
+        found = self.shard_iterators.get(iterator_arn)
+        if found is None or getattr(found, "expires_at", 0.0) <= clock():
+            raise JsonRESTError("ExpiredIteratorException", "Iterator expired (shard iterators expire 15 minutes "
+                                                                "after they are issued); get a new one")
+        answer = original(self, iterator_arn, limit)
+        _issued(self, self.shard_iterators[answer["NextShardIterator"]])
+        return answer
+
+    return get_records
+
+
+DYNAMODB_STREAMS_ITERATORS = Patch(
+    name="dynamodbstreams-iterators",
+    aws="A shard iterator expires 15 minutes after it is issued (GetRecords then answers ExpiredIteratorException); "
+        "a stream polled for a day costs no more memory than one polled for a minute.",
+    upstream="DynamoDBStreamsBackend keeps every iterator it ever issued (GetRecords issues one per call: 12 a second "
+             "from the local stack's idle pollers), each also held by moto's registry of model instances: ~80 MB an "
+             "hour of idle polling; an unknown iterator is a KeyError (HTTP 500).",
+    replacements=(
+        Replacement("moto.dynamodbstreams.models", "DynamoDBStreamsBackend", "get_shard_iterator",
+                    "a0be676df0bfc9ef0fdb546a45df0f1510de564d215dcafffbd144a8f04219ef", _get_shard_iterator),
+        Replacement("moto.dynamodbstreams.models", "DynamoDBStreamsBackend", "get_records",
+                    "db8c6cb04430c08f76be9e6b3cc9317387643b4fee26f43071c5ac22e25d2b64", _get_records),
+    ),
+)
+
+
 PATCHES: tuple[Patch, ...] = (SQS_SEND_COST, EVENTS_EXACT_DETAIL, EVENTS_DEFAULT_INPUT, EVENTS_TARGET_FAILURES,
-                              DYNAMODB_QUERY_COST)
+                              DYNAMODB_QUERY_COST, DYNAMODB_STREAMS_ITERATORS)
 
 
 # --- applying ---------------------------------------------------------------------------------------------

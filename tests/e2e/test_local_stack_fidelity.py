@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from local_stack import loadgen
+from local_stack import loadgen, moto_patches
 from ops.infrastructure import stage_environment
 from tests.e2e.conftest import ROOT, LocalStackProcess, eventually, free_port
 
@@ -66,9 +66,8 @@ def subscriber_events(stack: LocalStackProcess, emails: set[str], timeout: float
 
 def test_the_stack_says_which_moto_patches_it_runs(stack):
     started = next(line for line in stack.lines if "emulator (moto server) on" in line)
-    for patch in ("sqs-send-cost", "events-target-failures", "events-exact-detail", "events-default-input",
-                  "dynamodb-query-cost"):
-        assert patch in started, started
+    for patch in moto_patches.PATCHES:
+        assert patch.name in started, started
 
 
 def test_a_rule_whose_target_queue_is_missing_fails_alone_and_nothing_is_dead_lettered(stack):
@@ -200,7 +199,7 @@ def _listening(port: int) -> bool:
 
 def _stop(process: subprocess.Popen[str]) -> str:
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, signal.SIGTERM)  # its reloader and server both
         try:
             process.wait(20)
         except subprocess.TimeoutExpired:

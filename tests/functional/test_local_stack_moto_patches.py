@@ -306,6 +306,47 @@ def test_a_query_reads_its_partition_only_and_answers_as_before(moto, monkeypatc
     assert calls == ["places"]  # the GSI query: an index is not partitioned by the table's key
 
 
+# --- dynamodbstreams-iterators ----------------------------------------------------------------------------
+
+
+def test_shard_iterators_expire_after_15_minutes_and_are_forgotten(layer, monkeypatch):
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    # GIVEN a table with a stream and one record in it
+    dynamodb, streams = boto3.client("dynamodb"), boto3.client("dynamodbstreams")
+    arn = dynamodb.create_table(
+        TableName="t", BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]["LatestStreamArn"]
+    dynamodb.put_item(TableName="t", Item={"k": {"S": "a"}})
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    now = [1000.0]
+    monkeypatch.setattr(moto_patches, "clock", lambda: now[0])
+    first = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+
+    # WHEN it is polled as the local stack polls an idle stream, for 20 minutes
+    iterator, records = first, []
+    for _ in range(40):
+        answer = streams.get_records(ShardIterator=iterator)
+        records += answer["Records"]
+        iterator = answer["NextShardIterator"]
+        now[0] += 30
+    backend = dynamodbstreams_backends["123456789012"]["us-east-1"]
+
+    # THEN the record was read once; patched, moto holds only the iterators of the last 15 minutes and the first one
+    # has expired, as on AWS; as shipped, it holds every iterator it ever issued and the first still works
+    assert len(records) == 1
+    if layer == SHIPPED:
+        assert len(backend.shard_iterators) == 41
+        assert streams.get_records(ShardIterator=first)["Records"]
+        return
+    assert len(backend.shard_iterators) == 15 * 60 // 30
+    with pytest.raises(ClientError) as expired:
+        streams.get_records(ShardIterator=first)
+    assert expired.value.response["Error"]["Code"] == "ExpiredIteratorException"
+
+
 # --- the layer itself -------------------------------------------------------------------------------------
 
 
