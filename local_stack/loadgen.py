@@ -53,20 +53,23 @@ class LoadError(RuntimeError):
 
 
 class StackProcess:
-    """`python -m local_stack` in its own process group, on free ports; `stop()` is Ctrl-C, then SIGKILL."""
+    """`python -m local_stack` in its own process group (the whole stack is signalled, nothing leaks), free ports
+    by default; `stop()` is Ctrl-C, then SIGKILL. What it prints is kept in `lines` (or written to `log_path`)."""
 
-    def __init__(self, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                 log_path: Path | None = None):
+    def __init__(self, emulator_port: int = 0, api_port: int = 0, extra_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None, log_path: Path | None = None):
         environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         environment.update(env or {})
         environment["PYTHONUNBUFFERED"] = "1"
         self.api = ""
         self.emulator = ""
         self.lines: list[str] = []
+        self.returncode: int | None = None
         self._log = log_path.open("w") if log_path else None
         self._ready = threading.Event()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local_stack", "--emulator-port", "0", "--api-port", "0", *extra_args],
+            [sys.executable, "-m", "local_stack", "--emulator-port", str(emulator_port), "--api-port", str(api_port),
+             *extra_args],
             cwd=PROJECT_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -76,6 +79,15 @@ class StackProcess:
     def pid(self) -> int:
         """The stack's process id (emulator, API and pollers all live in it)."""
         return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        """True until the process has exited."""
+        return self.process.poll() is None
+
+    def output(self) -> str:
+        """Everything it printed so far."""
+        return "\n".join(self.lines)
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -89,15 +101,15 @@ class StackProcess:
                 self.api, self.emulator = found.group(1), found.group(2)
                 self._ready.set()
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
+    def wait_ready(self, timeout: float = 120.0) -> None:  # generous: a slow, shared CI machine
         """Until the stack logs that it is ready; LoadError if it exits or takes longer than `timeout`."""
         deadline = time.monotonic() + timeout
         while not self._ready.wait(0.2):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise LoadError("local stack did not start:\n" + "\n".join(self.lines[-40:]))
+                raise LoadError("local stack did not start:\n" + self.output())
 
     def stop(self, timeout: float = 20.0) -> int:
-        """SIGINT to the process group, SIGKILL if it has not exited in `timeout`; the exit code."""
+        """SIGINT to the process group (Ctrl-C), SIGKILL if it has not exited in `timeout`; the exit code."""
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGINT)
@@ -110,6 +122,7 @@ class StackProcess:
         self._reader.join(5)
         if self._log is not None:
             self._log.close()
+        self.returncode = self.process.returncode
         return self.process.returncode
 
 

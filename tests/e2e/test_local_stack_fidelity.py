@@ -117,11 +117,20 @@ def test_a_20_digit_integer_and_a_38_digit_decimal_reach_the_subscriber_with_eve
     assert "e+" not in body
 
 
+def test_the_soak_driver_writes_users_and_times_post_to_queryable(stack):
+    # `python -m local_stack.loadgen soak` is these building blocks (BENCHMARKS.md reuses them)
+    written = loadgen.post_users(stack.api, uuid.uuid4().hex[:8], 0, 20, clients=4)
+    latencies = loadgen.probe_latency(stack.api, samples=3)
+    assert (written.users, written.clients) == (20, 4) and written.per_second > 0
+    assert len(latencies) == 3 and all(0 < seconds < FLOW_TIMEOUT for seconds in latencies)
+    assert loadgen.cpu_seconds(stack.pid) > 0
+
+
 def test_with_10000_users_worth_of_data_every_flow_still_answers_exactly(stack):
     # GIVEN what 10,000 users leave behind: 10,000 target items and 10,000 events in the undrained subscriber queue
     sqs, url = stack.client("sqs"), loadgen.subscriber_queue_url(stack.emulator)
-    before = depth(sqs, url)
-    loadgen.prefill(stack.emulator, 10_000, uuid.uuid4().hex[:8])
+    before, run = depth(sqs, url), uuid.uuid4().hex[:8]
+    loadgen.prefill(stack.emulator, 10_000, run)
     assert depth(sqs, url) == before + 10_000  # the counts SQS reports stay exact (computed when asked)
 
     # WHEN a user is created
@@ -139,7 +148,7 @@ def test_with_10000_users_worth_of_data_every_flow_still_answers_exactly(stack):
         status, page = stack.http("GET", f"/users?state={loadgen.STATES[5]}&limit=100" + (
             f"&next={token}" if token else ""))
         assert status == 200, page
-        emails += [u["email"] for u in page["items"]]
+        emails += [u["email"] for u in page["items"] if u["email"].startswith(f"load-{run}-")]
         if not (token := page["next"]):
             break
     assert len(emails) == len(set(emails)) == 200  # 10,000 users over 50 states
