@@ -2,10 +2,11 @@
 
 Applied by the emulator (`Emulator.start`) before it serves, undone when it stops. Each patch below names
 the moto function it replaces, the AWS behaviour it restores and what upstream moto does instead. moto is
-pinned (`requirements-dev.txt`); every replaced or copied function is also pinned here by a hash of its
-source, and `apply()` refuses to patch anything, with one message naming each function that changed, when
-a moto upgrade changed one: re-read it, then update or drop the patch (upstream may have fixed it).
-One test per patch (`tests/unit/local_stack/test_moto_patches.py`) fails without it.
+pinned (`requirements-dev.txt`); every replaced function is also pinned here by a hash of its
+source, as is every moto function a patch relies on unchanged; `apply()` refuses to patch anything, with one
+message naming each function that changed, when a moto upgrade changed one: re-read it, then update or drop
+the patch (upstream may have fixed it).
+One test per patch (`tests/functional/test_local_stack_moto_patches.py`) runs it on moto as shipped and patched.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ class MotoPatchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Replacement:
-    """`owner.attribute` (a function or property of a moto class) replaced by `build(original)`."""
+    """`owner.attribute` (a function or property of a moto class) replaced by `build(original)`; with no `build`,
+    a moto function the patch relies on as it is (pinned all the same)."""
 
     module: str
     owner: str  # class name in `module`
     attribute: str
     source_sha256: str  # of moto's original, so an upgrade that changes it is noticed
-    build: Callable[[Any], Any]
+    build: Callable[[Any], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -228,12 +230,6 @@ _failures: Counter[tuple[str, str]] = Counter()  # per (rule ARN, target Id): fo
 _failures_lock = threading.Lock()
 
 
-def target_failures(rule_arn: str, target_id: str) -> int:
-    """Events a target of a rule has failed to take since the emulator started."""
-    with _failures_lock:
-        return _failures[(rule_arn, target_id)]
-
-
 def _error_code(error: BaseException) -> str:
     if isinstance(error, TargetFailed):
         return error.code
@@ -330,8 +326,13 @@ DYNAMODB_QUERY_COST = Patch(
     aws="A Query reads only the items of its partition key: its cost follows what it reads, not the table size.",
     upstream="Table.query calls all_items(), which collects and sorts every item of the table, then keeps those "
              "of the queried partition: every GET /users?state= reads the whole target table.",
-    replacements=(Replacement("moto.dynamodb.models.table", "Table", "query",
-                              "002b4d00be6df07cf37f6cbe0132e5eb89455ae12a8e79b23db3fb492450f21e", _query),),
+    replacements=(
+        Replacement("moto.dynamodb.models.table", "Table", "query",
+                    "002b4d00be6df07cf37f6cbe0132e5eb89455ae12a8e79b23db3fb492450f21e", _query),
+        # partition_items gives what it gives, for one partition
+        Replacement("moto.dynamodb.models.table", "Table", "all_items",
+                    "c80d2ee3c896acd0cab6ca35aaeae3ab3fb65858933f8a3403d4e027c240f31d"),
+    ),
 )
 
 
@@ -403,6 +404,9 @@ DYNAMODB_STREAMS_ITERATORS = Patch(
                     "a0be676df0bfc9ef0fdb546a45df0f1510de564d215dcafffbd144a8f04219ef", _get_shard_iterator),
         Replacement("moto.dynamodbstreams.models", "DynamoDBStreamsBackend", "get_records",
                     "db8c6cb04430c08f76be9e6b3cc9317387643b4fee26f43071c5ac22e25d2b64", _get_records),
+        # it registers the next iterator in shard_iterators, where get_records stamps it
+        Replacement("moto.dynamodbstreams.models", "ShardIterator", "get",
+                    "8932c0f7250e89963eef1e848bdd205a05c0f6ed94f526ed36ca9b7339442ace"),
     ),
 )
 
@@ -433,39 +437,26 @@ def check(patches: tuple[Patch, ...] = PATCHES) -> list[str]:
             where = f"{replacement.module}.{replacement.owner}.{replacement.attribute}"
             try:
                 _, original = _resolve(replacement)
-                found = source_sha256(original) if original is not None else "missing"
+                problem = "not found" if original is None else (
+                    "" if source_sha256(original) == replacement.source_sha256 else "source changed")
             except (ImportError, AttributeError, OSError, TypeError) as error:
-                found = f"unreadable ({error})"
-            if found != replacement.source_sha256:
-                changed.append(f"{where} (patch {patch.name}): "
-                               f"{'not found' if found == 'missing' else 'source changed'}")
+                problem = f"unreadable ({error})"
+            if problem:
+                changed.append(f"{where} (patch {patch.name}): {problem}")
     return changed
 
 
-class Applied:
-    """The patches in place; `undo()` puts moto's originals back."""
-
-    def __init__(self, originals: list[tuple[type, str, Any]]):
-        self._originals = originals
-
-    def undo(self) -> None:
-        """Restore every original (once)."""
-        for owner, attribute, original in reversed(self._originals):
-            setattr(owner, attribute, original)
-        self._originals = []
-
-
 _lock = threading.Lock()
-_active: Applied | None = None
+_originals: list[tuple[type, str, Any]] = []  # what apply() replaced, to put back
 _users = 0
 
 
-def apply(patches: tuple[Patch, ...] = PATCHES) -> Applied:
+def apply(patches: tuple[Patch, ...] = PATCHES) -> None:
     """Check every patch, then apply them all (or none: MotoPatchError). Nested calls share one application;
     each caller undoes its own with `release()`."""
-    global _active, _users
+    global _users
     with _lock:
-        if _active is None:
+        if _users == 0:
             changed = check(patches)
             if changed:
                 from importlib.metadata import version
@@ -475,23 +466,23 @@ def apply(patches: tuple[Patch, ...] = PATCHES) -> Applied:
                     f"moto {MOTO_VERSION} and these functions changed: {'; '.join(changed)}. Read each one in the "
                     f"new moto, then update or drop its patch in local_stack/moto_patches.py (with its source hash), "
                     f"or install moto {MOTO_VERSION} (requirements-dev.txt).")
-            originals: list[tuple[type, str, Any]] = []
             for patch in patches:
                 for replacement in patch.replacements:
+                    if replacement.build is None:
+                        continue
                     owner, original = _resolve(replacement)
-                    originals.append((owner, replacement.attribute, original))
+                    _originals.append((owner, replacement.attribute, original))
                     setattr(owner, replacement.attribute, replacement.build(
                         original.fget if isinstance(original, property) else original))
-            _active = Applied(originals)
         _users += 1
-        return _active
 
 
 def release() -> None:
     """One `apply()` caller is done; the last one puts moto back as it was."""
-    global _active, _users
+    global _users
     with _lock:
         _users = max(0, _users - 1)
-        if _users == 0 and _active is not None:
-            _active.undo()
-            _active = None
+        if _users == 0:
+            while _originals:
+                owner, attribute, original = _originals.pop()
+                setattr(owner, attribute, original)
