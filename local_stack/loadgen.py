@@ -413,7 +413,8 @@ def soak(api: str, emulator: str, pid: int, args: argparse.Namespace,
     """Fresh figures, fill to `args.users` users, settle, figures again."""
     run = uuid.uuid4().hex[:8]
     report = SoakReport(args.users, args.clients)
-    written = events = 0
+    written = 0
+    events = queue_depth(emulator_client(emulator, "sqs"), subscriber_queue_url(emulator))  # a running stack's
     time.sleep(args.settle)  # pollers back at their idle rate after start-up
     report.fresh, sample = snapshot(api, pid, run, written, written, args, say)
     written += sample.users
@@ -426,7 +427,7 @@ def soak(api: str, emulator: str, pid: int, args: argparse.Namespace,
         events += count
         report.fill.append(chunk)
         say(f"{written:,} users written ({chunk.per_second:.1f} users/s)")
-    say(f"waiting until fan-out has published all {events:,} changes …")
+    say(f"waiting until the subscriber queue holds all {events:,} events …")
     try:
         report.caught_up_seconds = wait_caught_up(emulator, events, args.catch_up_timeout)
         say(f"caught up {report.caught_up_seconds:.1f} s after the last write")
