@@ -18,6 +18,8 @@ import pytest
 from local_stack.loadgen import StackProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / ".chalice" / "config.json"
+STAGE_VARIABLES = set(json.loads(CONFIG.read_text())["stages"]["dev"]["environment_variables"])
 
 
 class LocalStackProcess(StackProcess):
@@ -48,15 +50,20 @@ class LocalStackProcess(StackProcess):
         return status, json.loads(text) if text else None
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStackProcess]:
-    """A running local stack whose process_orders fails its first delivery (the fault hook)."""
-    process = LocalStackProcess(env={"LOCAL_STACK_FAIL_ONCE": "process_orders"})
+def running(env: dict[str, str] | None = None) -> Iterator[LocalStackProcess]:
+    """A started local stack for a module fixture; stopped when the module is done, even after a failure."""
+    process = LocalStackProcess(env=env)
     try:
         process.wait_ready()
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStackProcess]:
+    """A running local stack whose process_orders fails its first delivery (the fault hook)."""
+    yield from running({"LOCAL_STACK_FAIL_ONCE": "process_orders"})
 
 
 def free_port() -> int:

@@ -19,24 +19,17 @@ import pytest
 
 from local_stack import loadgen, moto_patches
 from ops.infrastructure import stage_environment
-from tests.e2e.conftest import ROOT, LocalStackProcess, eventually, free_port
+from tests.e2e.conftest import CONFIG, ROOT, STAGE_VARIABLES, LocalStackProcess, eventually, free_port, running
 
 pytestmark = pytest.mark.e2e
 
 FLOW_TIMEOUT = 15.0
 CHALICE = Path(sys.executable).with_name("chalice")
-CONFIG = ROOT / ".chalice" / "config.json"
-STAGE_VARIABLES = set(json.loads(CONFIG.read_text())["stages"]["dev"]["environment_variables"])
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStackProcess]:
-    process = LocalStackProcess()
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
+    yield from running()
 
 
 def new_user(state: str = "NY", city: str = "Brooklyn") -> dict[str, str]:
