@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_EVENT_SOURCE = "stream-pipeline.users"
+REGION_VARIABLES = ("USERS_STREAM_ARN", "ORDERS_STREAM_ARN")  # ARNs that say where the stage's resources are
 DEFAULT_FANOUT_MAX_ATTEMPTS = 3
 DEFAULT_METRICS_NAMESPACE = "stream-pipeline"
 # EventBridge's entry and request size limit: 256 KiB, or 1 MiB where the account has the larger limit.
@@ -96,3 +97,12 @@ def api_auth(env: Mapping[str, str] | None = None) -> str:
         raise ConfigurationError(f"API_AUTH must be {API_AUTH_IAM!r} (SigV4 on every route) or {API_AUTH_NONE!r} "
                                  f"(open), got {value!r}")
     return value
+
+
+def stage_region(env: Mapping[str, str]) -> str | None:
+    """The region of the stage whose variables are `env`, from its stream ARNs (None if they do not say)."""
+    for name in REGION_VARIABLES:
+        parts = env.get(name, "").split(":")
+        if len(parts) > 3 and parts[0] == "arn" and parts[3]:
+            return parts[3]
+    return None

@@ -11,6 +11,7 @@ import threading
 from dataclasses import fields
 
 from local_stack.logs import configure
+from local_stack.moto_patches import MotoPatchError
 from local_stack.stack import LocalStack, Options
 from ops.stage import StageConfigError, stage_variables
 
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         logger.error("cannot start: %s (is another local stack running? choose ports with --emulator-port "
                      "and --api-port)", error)
+        return 1
+    except MotoPatchError as error:
+        logger.error("cannot start: %s", error)
         return 1
     finally:
         stack.stop()

@@ -9,6 +9,8 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
+from local_stack import moto_patches
+
 logger = logging.getLogger("local_stack.emulator")
 
 # Dummy credentials and the one region: nothing here may ever reach a real AWS account.
@@ -38,6 +40,7 @@ class Emulator:
         self.port = port
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._patched = False
 
     @property
     def endpoint(self) -> str:
@@ -45,26 +48,36 @@ class Emulator:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        """Bind (SO_REUSEADDR, so a restart right after Ctrl-C works) and serve in a daemon thread."""
+        """Patch moto where it differs from AWS (MotoPatchError if moto changed shape), bind (SO_REUSEADDR, so a
+        restart right after Ctrl-C works) and serve in a daemon thread."""
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+        moto_patches.apply()
+        self._patched = True
         # Bound here, not in the thread, so a busy port is an error now instead of a hang.
         try:
             self._server = make_server(self.host, self.port, DomainDispatcherApplication(create_backend_app),
                                        threaded=True, request_handler=MotoRequestHandler)
         except SystemExit as exit_:  # werkzeug reports a busy port by printing and exiting
+            self._unpatch()
             raise OSError(f"emulator port {self.host}:{self.port} is in use") from exit_
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="emulator", daemon=True)
         self._thread.start()
-        logger.info("emulator (moto server) on %s", self.endpoint)
+        logger.info("emulator (moto server) on %s; moto patched where it differs from AWS: %s", self.endpoint,
+                    ", ".join(patch.name for patch in moto_patches.PATCHES))
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
+        """Stop serving, release the port and put moto back as it was."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = None
+        self._unpatch()
+
+    def _unpatch(self) -> None:
+        if self._patched:
+            moto_patches.release()
+            self._patched = False

@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 from rich.console import Console
 
-from chalicelib.config import Settings
+from chalicelib.config import Settings, stage_region
 from ops.stage import CONFIG_PATH, PROJECT_DIR, stage_settings, stage_variables
 
 STATE_DIR = PROJECT_DIR / ".ops-state"
@@ -60,7 +60,7 @@ def stage_environment(stage: str, path: Path = CONFIG_PATH) -> Iterator[dict[str
     """
     variables = stage_variables(stage, path)
     added = {name: value for name, value in variables.items() if value and not os.environ.get(name)}
-    region = _region_of(variables)
+    region = stage_region(variables)
     if region and not boto3.session.Session().region_name:
         added["AWS_DEFAULT_REGION"] = region
     before = {name: os.environ.get(name) for name in added}
@@ -73,14 +73,6 @@ def stage_environment(stage: str, path: Path = CONFIG_PATH) -> Iterator[dict[str
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _region_of(variables: dict[str, str]) -> str | None:
-    for name in ("USERS_STREAM_ARN", "ORDERS_STREAM_ARN"):
-        parts = variables.get(name, "").split(":")
-        if len(parts) > 3 and parts[0] == "arn" and parts[3]:
-            return parts[3]
-    return None
 
 
 def console() -> Console:

@@ -4,13 +4,7 @@ HTTP and boto3 only, and always shut down (SIGINT, then SIGKILL) even when a tes
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,69 +15,18 @@ from typing import Any
 import boto3
 import pytest
 
+from local_stack.loadgen import StackProcess
+
 ROOT = Path(__file__).resolve().parents[2]
-READY = re.compile(r"local stack ready: API (http://\S+), emulator (http://\S+),")
-START_TIMEOUT = 120.0  # a slow, shared CI machine
-STOP_TIMEOUT = 20.0
+CONFIG = ROOT / ".chalice" / "config.json"
+STAGE_VARIABLES = set(json.loads(CONFIG.read_text())["stages"]["dev"]["environment_variables"])
 
 
-class LocalStackProcess:
-    """One `python -m local_stack` subprocess and everything it printed."""
+class LocalStackProcess(StackProcess):
+    """One `python -m local_stack` subprocess (polling fast), with clients for its emulator and API."""
 
     def __init__(self, emulator_port: int = 0, api_port: int = 0, env: dict[str, str] | None = None):
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        environment.update(env or {})
-        environment["PYTHONUNBUFFERED"] = "1"
-        self.lines: list[str] = []
-        self.api = ""
-        self.emulator = ""
-        self.returncode: int | None = None
-        self._ready = threading.Event()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "local_stack", "--emulator-port", str(emulator_port), "--api-port",
-             str(api_port), "--poll-interval", "0.05"],
-            cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,  # its own process group: the whole stack is signalled, nothing leaks
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self.lines.append(line.rstrip("\n"))
-            found = READY.search(line)
-            if found:
-                self.api, self.emulator = found.group(1), found.group(2)
-                self._ready.set()
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.2):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("local stack did not start:\n" + self.output())
-
-    def stop(self) -> int:
-        """SIGINT to the process group (Ctrl-C), SIGKILL if it has not exited in time; the exit code."""
-        if self._process.poll() is None:
-            try:
-                os.killpg(self._process.pid, signal.SIGINT)
-                self._process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait(STOP_TIMEOUT)
-            except ProcessLookupError:
-                pass
-        self._reader.join(5)
-        self.returncode = self._process.returncode
-        return self._process.returncode
-
-    @property
-    def running(self) -> bool:
-        return self._process.poll() is None
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
+        super().__init__(emulator_port, api_port, ("--poll-interval", "0.05"), env)
 
     # --- clients ---------------------------------------------------------------------------------
 
@@ -107,15 +50,20 @@ class LocalStackProcess:
         return status, json.loads(text) if text else None
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStackProcess]:
-    """A running local stack whose process_orders fails its first delivery (the fault hook)."""
-    process = LocalStackProcess(env={"LOCAL_STACK_FAIL_ONCE": "process_orders"})
+def running(env: dict[str, str] | None = None) -> Iterator[LocalStackProcess]:
+    """A started local stack for a module fixture; stopped when the module is done, even after a failure."""
+    process = LocalStackProcess(env=env)
     try:
         process.wait_ready()
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStackProcess]:
+    """A running local stack whose process_orders fails its first delivery (the fault hook)."""
+    yield from running({"LOCAL_STACK_FAIL_ONCE": "process_orders"})
 
 
 def free_port() -> int:

@@ -18,20 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, LocalStackProcess, eventually
-
-CONFIG = ROOT / ".chalice" / "config.json"
-STAGE_VARIABLES = set(json.loads(CONFIG.read_text())["stages"]["dev"]["environment_variables"])
+from tests.e2e.conftest import CONFIG, ROOT, STAGE_VARIABLES, LocalStackProcess, eventually, running
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStackProcess]:
-    process = LocalStackProcess()
-    try:
-        process.wait_ready()
-        yield process
-    finally:
-        process.stop()
+    yield from running()
 
 
 def shell_env(stack: LocalStackProcess, **extra: str) -> dict[str, str]:
