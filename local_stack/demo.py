@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from local_stack.emulator import LOCAL_AWS_ENV
-from ops.infrastructure import stack_name
+from tooling.infrastructure import stack_name
 
 USERS = [  # (name, state, city, zipcode)
     ("ana", "NY", "Brooklyn", "11201"),

@@ -14,8 +14,8 @@ from contextlib import nullcontext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import ConfigurationError
-from ops.stage import StageConfigError
 from ops.stage_options import stage_environment
+from tooling.stage import StageConfigError
 
 VERBS = ("provision", "backfill", "verify", "redrive", "status")
 # Verbs on an existing stage: they run with its variables (provision creates or updates the stage itself).

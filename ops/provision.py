@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ops import policies
-from ops.infrastructure import OUTPUT_VARIABLES, deploy_stack, stack_name, stage_environment
-from ops.stage import CONFIG_PATH, record_function_settings, record_stage_variables, stage_variables
+from tooling.infrastructure import OUTPUT_VARIABLES, deploy_stack, stack_name, stage_environment
+from tooling.stage import CONFIG_PATH, record_function_settings, record_stage_variables, stage_variables
 
 HELP = "create or update the stage's resources and record their names, ARNs and IAM policies"
 
@@ -93,7 +93,8 @@ def _deploy(stage: str, timeout: float) -> dict[str, str]:
 def _tune_event_sources(stage: str, config_path: Path) -> int:
     from rich.table import Table
 
-    from ops.event_sources import MERGE_TEMPLATE_PATH, MappingTuner, Scope, mapping_settings
+    from ops.event_sources import MappingTuner
+    from tooling.merge_template import MERGE_TEMPLATE_PATH, Scope, mapping_settings
 
     try:
         arns = policies.StageArns.from_environment(stage, stage_variables(stage, config_path))

@@ -12,7 +12,7 @@ import boto3
 from rich.console import Console
 
 from chalicelib.config import Settings
-from ops.stage import CONFIG_PATH, PROJECT_DIR, stage_settings, stage_variables
+from tooling.stage import CONFIG_PATH, PROJECT_DIR, stage_settings, stage_variables
 
 STATE_DIR = PROJECT_DIR / ".ops-state"
 
