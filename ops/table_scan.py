@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,19 +58,6 @@ class TableScanner:
             yield Page(segment, [plain_item(item) for item in answer.get("Items", [])], key)
             if not key:
                 return
-
-    def all_items(self, total_segments: int = 4, on_page: Callable[[Page], None] | None = None) -> list[dict[str, Any]]:
-        """Every item, scanned by `total_segments` threads in parallel."""
-        def scan_segment(segment: int) -> list[dict[str, Any]]:
-            items: list[dict[str, Any]] = []
-            for page in self.pages(segment, total_segments):
-                items.extend(page.items)
-                if on_page is not None:
-                    on_page(page)
-            return items
-
-        with ThreadPoolExecutor(max_workers=total_segments, thread_name_prefix=f"scan-{self.table}") as pool:
-            return [item for items in pool.map(scan_segment, range(total_segments)) for item in items]
 
     def count(self) -> int:
         """The exact item count (Scan with Select=COUNT: reads the whole table, costs its read capacity)."""
