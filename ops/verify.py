@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fix", action="store_true", help="repair missing, stale and orphaned target items")
     parser.add_argument("--examples", type=int_between(0), default=5,
                         help="examples shown per kind of drift, first by key (default 5)")
-    add_scan_options(parser, "verify")
+    add_scan_options(parser, "verify[-fix]")
 
 
 class Examples:
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     out = console()
     settings = settings_of(args)
     share = scan_share_of(args)
-    path = checkpoint_path(args, "verify")
+    path = checkpoint_path(args, "verify-fix" if args.fix else "verify")  # a --fix run resumes only a --fix run
     try:
         report = run_verify(settings, clients.client("dynamodb"), path, share, args.page_size, args.fix,
                             args.restart, args.examples, show_progress=not args.no_progress, out=out)
