@@ -32,8 +32,8 @@ from rich.table import Table
 from chalicelib import clients
 from chalicelib.config import Settings
 from chalicelib.replication.replay import ConditionalTargetWriter, GuardedWrite, Outcome, plan_backfill
-from ops.progress import progress_bar
-from ops.resumable_scan import CheckpointMismatch, ScanCheckpoint, ScanShare, SegmentedRun
+from ops.progress import counter, progress_bar
+from ops.resumable_scan import CheckpointMismatch, RunReport, ScanCheckpoint, ScanShare, SegmentedRun
 from ops.stage_options import add_config_option, add_scan_options, checkpoint_path, console, scan_share_of, settings_of
 from ops.table_scan import Page, TableScanner
 from ops.write_capacity import TokenBucket, WriteLimiter, write_units
@@ -143,23 +143,9 @@ def metered(limiter: WriteLimiter) -> Any:
     return before_write
 
 
-@dataclass
-class BackfillReport:
-    """The outcome of one run (totals include what earlier runs of a resumed backfill did)."""
-
-    checkpoint: ScanCheckpoint
-    errors: list[str]
-    interrupted: bool
-    calls: int
-
-    @property
-    def complete(self) -> bool:
-        return self.checkpoint.complete and not self.errors
-
-
 def run_backfill(settings: Settings, dynamodb: Any, checkpoint_path: Path, share: ScanShare | None = None,
                  page_size: int = 500, restart: bool = False, show_progress: bool = False,
-                 limiter: WriteLimiter | None = None) -> BackfillReport:
+                 limiter: WriteLimiter | None = None) -> RunReport:
     """Run (or resume) this process's share of a backfill; the checkpoint is removed once it completes."""
     share = share or ScanShare()
     identity = {"verb": "backfill", "source": settings.users_table, "target": settings.users_by_location_table,
@@ -177,19 +163,9 @@ def run_backfill(settings: Settings, dynamodb: Any, checkpoint_path: Path, share
         estimate = scanner.approximate_count() // share.shares
         done = checkpoint.total("scanned")
         task = progress.add_task("backfill", total=max(estimate, done) or None, completed=done)
-
-        def on_items(_scan: str, count: int) -> None:
-            progress.advance(task, count)
-            current = progress.tasks[task]
-            if current.total is not None and current.completed > current.total:
-                progress.update(task, total=current.completed)  # ItemCount is approximate on AWS
-
-        outcome = SegmentedRun(checkpoint, {SOURCE: scanner}, new_copy, on_items).run()
+        report = SegmentedRun(checkpoint, {SOURCE: scanner}, new_copy, counter(progress, task)).run()
         if checkpoint.complete:
             progress.update(task, total=checkpoint.total("scanned"))
-    report = BackfillReport(checkpoint, outcome.errors, outcome.interrupted, outcome.calls)
-    if report.complete:
-        checkpoint.remove()
     return report
 
 

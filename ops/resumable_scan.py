@@ -175,12 +175,20 @@ class PageWorker(Protocol):
 
 
 @dataclass
-class RunOutcome:
-    """How a run of the pending segments ended."""
+class RunReport:
+    """How a run ended; its counts are the checkpoint's (a resumed run's include what earlier runs counted)."""
 
+    checkpoint: ScanCheckpoint
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
-    calls: int = 0
+    calls: int = 0  # AWS requests of this run
+
+    @property
+    def complete(self) -> bool:
+        return self.checkpoint.complete and not self.errors
+
+    def total(self, name: str) -> int:
+        return self.checkpoint.total(name)
 
 
 class SegmentedRun:
@@ -201,8 +209,9 @@ class SegmentedRun:
         self._lock = threading.Lock()
         self._calls = 0
 
-    def run(self) -> RunOutcome:
-        outcome = RunOutcome()
+    def run(self) -> RunReport:
+        """Read every pending segment; the checkpoint is removed once the run is complete."""
+        outcome = RunReport(self._checkpoint)
         todo = self._checkpoint.pending()
         if todo:
             pool = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="segment")
@@ -218,6 +227,8 @@ class SegmentedRun:
             finally:
                 pool.shutdown(wait=True)
         outcome.calls = self._calls + sum(scanner.calls for scanner in self._scanners.values())
+        if outcome.complete:
+            self._checkpoint.remove()
         return outcome
 
     def _read_segment(self, scan: str, index: int) -> None:

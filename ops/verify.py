@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ from chalicelib.config import Settings
 from chalicelib.replication.projection import TargetKey
 from chalicelib.replication.replay import ConditionalTargetWriter, GuardedWrite, Outcome, WriteResult, plan_repair
 from ops.drift import Drift, check_targets, check_users, expected_keys, stored_key, user_email
-from ops.progress import progress_bar
-from ops.resumable_scan import CheckpointMismatch, ScanCheckpoint, ScanShare, SegmentedRun
+from ops.progress import counter, progress_bar
+from ops.resumable_scan import CheckpointMismatch, RunReport, ScanCheckpoint, ScanShare, SegmentedRun
 from ops.stage_options import (
     add_config_option,
     add_scan_options,
@@ -146,21 +146,10 @@ class PageCheck:
 
 
 @dataclass
-class VerifyReport:
-    """How a run ended; counts are the checkpoint's (a resumed run includes what earlier runs counted)."""
+class VerifyReport(RunReport):
+    """A verify run's end: its counts, and the first examples of each kind of drift."""
 
-    checkpoint: ScanCheckpoint
-    examples: Examples
-    errors: list[str]
-    interrupted: bool
-    calls: int
-
-    @property
-    def complete(self) -> bool:
-        return self.checkpoint.complete and not self.errors
-
-    def total(self, name: str) -> int:
-        return self.checkpoint.total(name)
+    examples: Examples = field(default_factory=lambda: Examples(0))
 
     @property
     def drift(self) -> int:
@@ -190,21 +179,13 @@ def run_verify(settings: Settings, dynamodb: Any, path: Path, share: ScanShare, 
             tasks[scan] = progress.add_task(f"{scan} {scanner.table}", total=max(estimate, done) or None,
                                             completed=done)
 
-        def on_items(scan: str, count: int) -> None:
-            progress.advance(tasks[scan], count)
-            current = progress.tasks[tasks[scan]]
-            if current.total is not None and current.completed > current.total:
-                progress.update(tasks[scan], total=current.completed)  # ItemCount is approximate on AWS
-
-        outcome = SegmentedRun(checkpoint, scanners, new_check, on_items,
-                               notes=lambda: {"examples": found.as_notes()}).run()
+        counters = {scan: counter(progress, task) for scan, task in tasks.items()}
+        run = SegmentedRun(checkpoint, scanners, new_check, lambda scan, count: counters[scan](scan, count),
+                           notes=lambda: {"examples": found.as_notes()}).run()
         if checkpoint.complete:
             for scan, task in tasks.items():
                 progress.update(task, total=checkpoint.total(f"{scan}_items", scan))
-    report = VerifyReport(checkpoint, found, outcome.errors, outcome.interrupted, outcome.calls)
-    if report.complete:
-        checkpoint.remove()
-    return report
+    return VerifyReport(checkpoint, run.errors, run.interrupted, run.calls, found)
 
 
 def drift_table(report: VerifyReport) -> Table:
