@@ -33,7 +33,7 @@ from chalicelib import clients
 from chalicelib.config import Settings
 from chalicelib.replication.replay import ConditionalTargetWriter, GuardedWrite, Outcome, plan_backfill
 from ops.progress import counter, progress_bar
-from ops.resumable_scan import CheckpointMismatch, RunReport, ScanCheckpoint, ScanShare, SegmentedRun
+from ops.resumable_scan import CheckpointMismatch, RunReport, ScanShare, SegmentedRun, open_run
 from ops.stage_options import add_config_option, add_scan_options, checkpoint_path, console, scan_share_of, settings_of
 from ops.table_scan import Page, TableScanner
 from ops.write_capacity import TokenBucket, WriteLimiter, write_units
@@ -150,8 +150,8 @@ def run_backfill(settings: Settings, dynamodb: Any, checkpoint_path: Path, share
     share = share or ScanShare()
     identity = {"verb": "backfill", "source": settings.users_table, "target": settings.users_by_location_table,
                 "share": f"{share.share} of {share.shares}"}
-    checkpoint = ScanCheckpoint.open(checkpoint_path, identity, (SOURCE,), share, restart)
     scanner = TableScanner(dynamodb, settings.users_table, page_size)
+    checkpoint, estimates = open_run(checkpoint_path, identity, {SOURCE: scanner}, share, restart)
 
     def new_copy() -> PageCopy:
         writer = ConditionalTargetWriter(dynamodb, settings.users_table, settings.users_by_location_table)
@@ -160,7 +160,7 @@ def run_backfill(settings: Settings, dynamodb: Any, checkpoint_path: Path, share
         return PageCopy(writer)
 
     with progress_bar(console(), enabled=show_progress) as progress:
-        estimate = scanner.approximate_count() // share.shares
+        estimate = estimates[SOURCE]
         done = checkpoint.total("scanned")
         task = progress.add_task("backfill", total=max(estimate, done) or None, completed=done)
         report = SegmentedRun(checkpoint, {SOURCE: scanner}, new_copy, counter(progress, task)).run()
@@ -192,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
     out.print(table)
     if share.shares > 1:
         out.print(f"this process: {share.describe()} — the counts cover this share only")
+    if checkpoint.discarded:
+        out.print(f"[yellow]{path} was of tables since created again: started over[/yellow]")
     if checkpoint.resumed:
         out.print(f"resumed from {path}")
     if limiter is not None:

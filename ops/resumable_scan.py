@@ -78,7 +78,10 @@ class ScanCheckpoint:
     """The progress of one run: per scan (e.g. "source", "target") the segments it reads.
 
     `identity` says what the run is (verb, tables, share, options that change what it counts); a checkpoint
-    is resumed only by the same run. `notes` is small JSON the verb keeps beside its counts (verify's examples).
+    is resumed only by the same run. `tables_created` says which incarnation of the tables it read: progress
+    through tables since deleted and created again (a new local stack, a restored backup) means nothing, so
+    such a checkpoint is set aside (`discarded`) and the run starts over. `notes` is small JSON the verb keeps
+    beside its counts (verify's examples).
     """
 
     path: Path
@@ -87,14 +90,18 @@ class ScanCheckpoint:
     scans: dict[str, list[SegmentProgress]]
     notes: dict[str, Any] = field(default_factory=dict)
     started_at: str = ""
+    tables_created: dict[str, str] = field(default_factory=dict)
     resumed: bool = False
+    discarded: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def open(cls, path: Path, identity: Mapping[str, Any], scans: Sequence[str], share: ScanShare,
-             restart: bool = False) -> ScanCheckpoint:
+             restart: bool = False, tables_created: Mapping[str, str] | None = None) -> ScanCheckpoint:
         """The checkpoint at `path` if one is there (its segments win over `share.threads`), else a fresh one."""
         wanted = json.loads(json.dumps(dict(identity)))  # as it reads back from disk
+        created = dict(tables_created or {})
+        discarded = False
         if path.exists() and not restart:
             try:
                 data = json.loads(path.read_text())
@@ -105,13 +112,15 @@ class ScanCheckpoint:
             if found != wanted or set(data.get("scans", {})) != set(scans):
                 raise CheckpointMismatch(f"{path} is a checkpoint of {_describe(found)}, not of "
                                          f"{_describe(wanted)}; use --restart to discard it")
-            return cls(path, wanted, int(data["total_segments"]),
-                       {name: [SegmentProgress(**segment) for segment in segments]
-                        for name, segments in data["scans"].items()},
-                       dict(data.get("notes") or {}), str(data.get("started_at", "")), resumed=True)
+            if data.get("tables_created", {}) == created:
+                return cls(path, wanted, int(data["total_segments"]),
+                           {name: [SegmentProgress(**segment) for segment in segments]
+                            for name, segments in data["scans"].items()},
+                           dict(data.get("notes") or {}), str(data.get("started_at", "")), created, resumed=True)
+            discarded = True
         return cls(path, wanted, share.total_segments,
                    {name: [SegmentProgress(segment) for segment in share.segments] for name in scans},
-                   started_at=iso_utc(utc_now()))
+                   started_at=iso_utc(utc_now()), tables_created=created, discarded=discarded)
 
     def advance(self, scan: str, index: int, last_key: dict[str, Any] | None, counts: Mapping[str, int],
                 notes: Mapping[str, Any] | None = None) -> None:
@@ -150,6 +159,7 @@ class ScanCheckpoint:
         body = {
             "identity": self.identity,
             "started_at": self.started_at,
+            "tables_created": self.tables_created,
             "total_segments": self.total_segments,
             "scans": {name: [segment.__dict__ for segment in segments] for name, segments in self.scans.items()},
             "notes": self.notes,
@@ -157,6 +167,15 @@ class ScanCheckpoint:
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
         tmp.write_text(json.dumps(body, indent=1))
         tmp.replace(self.path)
+
+
+def open_run(path: Path, identity: Mapping[str, Any], scanners: Mapping[str, TableScanner], share: ScanShare,
+             restart: bool = False) -> tuple[ScanCheckpoint, dict[str, int]]:
+    """Describe the tables (which incarnation, about how many items this share reads) and open the checkpoint."""
+    described = {scan: scanner.describe() for scan, scanner in scanners.items()}
+    created = {scanners[scan].table: str(table.get("CreationDateTime", "")) for scan, table in described.items()}
+    estimates = {scan: int(table.get("ItemCount", 0)) // share.shares for scan, table in described.items()}
+    return ScanCheckpoint.open(path, identity, tuple(scanners), share, restart, created), estimates
 
 
 def _describe(identity: Any) -> str:

@@ -72,10 +72,14 @@ class TableScanner:
             if not key:
                 return total
 
+    def describe(self) -> dict[str, Any]:
+        """DescribeTable's `Table`: ItemCount (free, but AWS refreshes it only about every six hours),
+        CreationDateTime (a table deleted and created again has a new one)."""
+        return dict(self._request(self._dynamodb.describe_table, {"TableName": self.table})["Table"])
+
     def approximate_count(self) -> int:
-        """DescribeTable's ItemCount: free, but AWS refreshes it only about every six hours."""
-        answer = self._request(self._dynamodb.describe_table, {"TableName": self.table})
-        return int(answer["Table"].get("ItemCount", 0))
+        """DescribeTable's ItemCount."""
+        return int(self.describe().get("ItemCount", 0))
 
     def _request(self, operation: Callable[..., Any], params: dict[str, Any]) -> Any:
         last: BaseException | None = None

@@ -35,7 +35,7 @@ from chalicelib.replication.projection import TargetKey
 from chalicelib.replication.replay import ConditionalTargetWriter, GuardedWrite, Outcome, WriteResult, plan_repair
 from ops.drift import Drift, check_targets, check_users, expected_keys, stored_key, user_email
 from ops.progress import counter, progress_bar
-from ops.resumable_scan import CheckpointMismatch, RunReport, ScanCheckpoint, ScanShare, SegmentedRun
+from ops.resumable_scan import CheckpointMismatch, RunReport, ScanShare, SegmentedRun, open_run
 from ops.stage_options import (
     add_config_option,
     add_scan_options,
@@ -162,9 +162,9 @@ def run_verify(settings: Settings, dynamodb: Any, path: Path, share: ScanShare, 
     """Run (or resume) this process's share of a verify; the checkpoint is removed once it completes."""
     identity = {"verb": "verify", "source": settings.users_table, "target": settings.users_by_location_table,
                 "share": f"{share.share} of {share.shares}", "fix": fix}
-    checkpoint = ScanCheckpoint.open(path, identity, (SOURCE, TARGET), share, restart)
     scanners = {SOURCE: TableScanner(dynamodb, settings.users_table, page_size, consistent=True),
                 TARGET: TableScanner(dynamodb, settings.users_by_location_table, page_size, consistent=True)}
+    checkpoint, estimates = open_run(path, identity, scanners, share, restart)
     found = Examples(examples, checkpoint.notes.get("examples"))
 
     def new_check() -> PageCheck:
@@ -175,7 +175,7 @@ def run_verify(settings: Settings, dynamodb: Any, path: Path, share: ScanShare, 
         tasks = {}
         for scan, scanner in scanners.items():
             done = checkpoint.total(f"{scan}_items")
-            estimate = scanner.approximate_count() // share.shares
+            estimate = estimates[scan]
             tasks[scan] = progress.add_task(f"{scan} {scanner.table}", total=max(estimate, done) or None,
                                             completed=done)
 
@@ -230,6 +230,8 @@ def run(args: argparse.Namespace) -> int:
         out.print(fixed)
         for problem in report.examples.shown("failed"):
             out.print(f"[red]{problem}[/red]")
+    if report.checkpoint.discarded:
+        out.print(f"[yellow]{path} was of tables since created again: started over[/yellow]")
     if report.checkpoint.resumed:
         out.print(f"resumed from {path} (a run started {report.checkpoint.started_at})")
     out.print(f"DynamoDB requests this run: {report.calls:,}")

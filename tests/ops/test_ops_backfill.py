@@ -179,6 +179,25 @@ def test_a_checkpoint_of_other_tables_is_refused(aws: StageResources, run_ops: R
     assert len(target_by_key(aws["UsersByLocationTable"])) == 1
 
 
+def test_a_checkpoint_of_tables_since_created_again_is_set_aside(aws: StageResources, run_ops: RunOps,
+                                                                 tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a checkpoint of these table names, from before they were deleted and created again (a new local
+    # stack), that says every segment is done
+    checkpoint = tmp_path / "backfill.json"
+    checkpoint.write_text(json.dumps({
+        "identity": {"verb": "backfill", "source": aws["UsersTable"], "target": aws["UsersByLocationTable"],
+                     "share": "0 of 1"},
+        "tables_created": {aws["UsersTable"]: "2020-01-01 00:00:00+00:00"},
+        "total_segments": 1, "scans": {"source": [{"segment": 0, "done": True}]}}))
+    put_items(aws["UsersTable"], [user(n) for n in range(3)])
+
+    # WHEN backfilling THEN it starts over, says so, and copies everything
+    assert run_ops("backfill") == 0
+    assert "created again: started over" in capsys.readouterr().out
+    assert len(target_by_key(aws["UsersByLocationTable"])) == 3
+
+
 def test_two_processes_split_one_backfill(aws: StageResources, run_ops: RunOps, tmp_path: Path) -> None:
     # GIVEN 300 users, and a backfill split in two (each process its own checkpoint, as by default)
     users = [user(n) for n in range(300)]
