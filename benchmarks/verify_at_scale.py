@@ -7,8 +7,8 @@ is), a stage deployed from infra/template.yaml, N users in the source and their 
 drift planted (3 missing, 3 stale — one only by DynamoDB type, `active` stored as the number 1 for `true` —
 and 2 orphaned). For each size, `python -m ops verify` runs as a fresh process from this tree and from the
 baseline (a `git archive` of `--baseline`, same virtualenv), and then as two processes splitting the run
-(`--total-segments 2`) at once. Each process's peak RSS comes from the kernel (`wait4`), its wall time from
-the clock; the drift it reported is parsed from its output and checked. Nothing here runs in `make test`.
+(`--total-segments 2`) at once. Each process reports its own peak RSS (VmHWM, read as it exits), its wall
+time comes from the clock; the drift it reported is parsed from its output. Nothing here runs in `make test`.
 """
 
 from __future__ import annotations
@@ -130,29 +130,44 @@ class Running:
     process: subprocess.Popen[str]
 
 
+# `python -m ops ...` that reports its own peak RSS (VmHWM) on its last line. The kernel's rusage of a child is
+# no use here: a child's ru_maxrss starts at its parent's RSS at fork, and the parent holds the seeded data.
+MEASURED_OPS = """
+import runpy, sys
+sys.argv = ["ops", *sys.argv[1:]]
+try:
+    runpy.run_module("ops", run_name="__main__", alter_sys=True)
+finally:
+    hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0].split()[1]
+    print(f"peak-rss-kib {hwm}", flush=True)
+"""
+
+
 def run_verify(label: str, tree: Path, users: int, env: dict[str, str], config: Path, *options: str) -> Running:
-    command = [sys.executable, "-m", "ops", "verify", "--stage", STAGE, "--config", str(config), "--no-progress",
-               *options]
+    command = [sys.executable, "-c", MEASURED_OPS, "verify", "--stage", STAGE, "--config", str(config),
+               "--no-progress", *options]
     process = subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     return Running(label, users, time.monotonic(), process)
 
 
 def finish(runs: Sequence[Running]) -> list[Measured]:
-    """Wait for each process: its wall time, its kernel-reported peak RSS, the drift it reported."""
+    """Wait for each process: its wall time, its peak RSS, the drift it reported."""
     measured = []
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:  # drain the pipes, so no child blocks on output
-        # read only: the process is reaped here, by wait4 (communicate() would reap it first)
-        outputs = [pool.submit(run.process.stdout.read) for run in runs]  # type: ignore[union-attr]
+        outputs = [pool.submit(run.process.communicate) for run in runs]
         for run, output in zip(runs, outputs, strict=True):
-            _, status, usage = os.wait4(run.process.pid, 0)  # the kernel's peak RSS of that process (KiB)
+            text = output.result()[0]
             seconds = time.monotonic() - run.started
-            run.process.returncode = os.waitstatus_to_exitcode(status)
-            text = output.result()
-            if run.process.returncode not in (0, 1):
-                print(text, file=sys.stderr)
-            measured.append(Measured(run.label, run.users, seconds, usage.ru_maxrss / 1024,
-                                     run.process.returncode, drift_of(text)))
+            peak = re.search(r"^peak-rss-kib (\d+)$", text, re.MULTILINE)
+            drift = drift_of(text)
+            if run.process.returncode not in (0, 1) or len(drift) < len(PLANTED) or peak is None:
+                print(f"--- {run.label}, {run.users:,} users: exit {run.process.returncode}\n{text[-3000:]}",
+                      file=sys.stderr)
+            measured.append(Measured(run.label, run.users, seconds, int(peak.group(1)) / 1024 if peak else -1,
+                                     run.process.returncode, drift))
+            print(f"{run.label}, {run.users:,} users: {seconds:.1f} s, peak RSS {measured[-1].peak_rss_mb:.0f} MB, "
+                  f"drift {drift}", flush=True)
     return measured
 
 
@@ -171,14 +186,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="users, ascending")
     parser.add_argument("--baseline", default="main", help="git ref whose verify is the baseline (default main)")
     parser.add_argument("--skip-baseline", action="store_true", help="measure this tree only")
+    parser.add_argument("--baseline-dir", type=Path, help="an extracted baseline tree instead of --baseline")
     parser.add_argument("--segments", type=int, default=4, help="scan threads per verify process (default 4)")
+    parser.add_argument("--page-size", type=int, default=None,
+                        help="this tree's --page-size (default: verify's own); the baseline has none")
     args = parser.parse_args(argv)
     console = Console(highlight=False)
     console = console if console.is_terminal else Console(highlight=False, width=140)
     results: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="verify-bench-") as scratch, moto_server() as endpoint:
         work = Path(scratch)
-        baseline = None if args.skip_baseline else baseline_tree(args.baseline, work / "baseline")
+        baseline = None if args.skip_baseline else args.baseline_dir or baseline_tree(args.baseline, work / "baseline")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                    AWS_DEFAULT_REGION="us-east-1", PYTHONDONTWRITEBYTECODE="1")
@@ -192,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         dynamodb = session.client("dynamodb", endpoint_url=endpoint)
         seeded = 0
         segments = ("--segments", str(args.segments))
+        ours = (*segments, *(("--page-size", str(args.page_size)) if args.page_size else ()))
         for size in sorted(args.sizes):
             started = time.monotonic()
             seed(dynamodb, variables, seeded, size)
@@ -200,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             if baseline is not None:
                 results += finish([run_verify(f"baseline ({args.baseline})", baseline, size, env, config,
                                               *segments)])
-            results += finish([run_verify("this tree", PROJECT_DIR, size, env, config, *segments)])
-            results += finish([run_verify(f"this tree, share {i} of 2", PROJECT_DIR, size, env, config, *segments,
+            results += finish([run_verify("this tree", PROJECT_DIR, size, env, config, *ours)])
+            results += finish([run_verify(f"this tree, share {i} of 2", PROJECT_DIR, size, env, config, *ours,
                                           "--segment", str(i), "--total-segments", "2",
                                           "--checkpoint", str(work / f"share-{i}.json")) for i in (0, 1)])
     table = Table(title="ops verify against a moto server on loopback (planted: "
