@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 DEFAULT_EVENT_SOURCE = "stream-pipeline.users"
 DEFAULT_FANOUT_MAX_ATTEMPTS = 3
+DEFAULT_METRICS_NAMESPACE = "stream-pipeline"
 
 
 class ConfigurationError(RuntimeError):
@@ -28,6 +29,7 @@ class Settings:
     event_source: str
     stream_dlq_url: str
     fanout_max_attempts: int
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE  # CloudWatch namespace of the consumers' EMF metrics
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,4 +62,23 @@ class Settings:
             event_source=env.get("EVENT_SOURCE", "").strip() or DEFAULT_EVENT_SOURCE,
             stream_dlq_url=need("STREAM_DLQ_URL"),
             fanout_max_attempts=attempts,
+            metrics_namespace=env.get("METRICS_NAMESPACE", "").strip() or DEFAULT_METRICS_NAMESPACE,
         )
+
+
+API_AUTH_IAM = "iam"
+API_AUTH_NONE = "none"
+
+
+def api_auth(env: Mapping[str, str] | None = None) -> str:
+    """`API_AUTH`: "iam" (SigV4 on every route) or "none" (open, the dev stage).
+
+    Unset or blank is "iam": a stage that says nothing is protected. Any other value is a ConfigurationError,
+    so a typo (`IAM`, `aim`) fails the import loudly instead of publishing an open API.
+    """
+    env = os.environ if env is None else env
+    value = env.get("API_AUTH", "").strip() or API_AUTH_IAM
+    if value not in (API_AUTH_IAM, API_AUTH_NONE):
+        raise ConfigurationError(f"API_AUTH must be {API_AUTH_IAM!r} (SigV4 on every route) or {API_AUTH_NONE!r} "
+                                 f"(open), got {value!r}")
+    return value

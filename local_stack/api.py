@@ -8,11 +8,17 @@ from typing import Any
 
 from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
 
+from local_stack.function_output import capture
+
 logger = logging.getLogger("local_stack.api")
 
 
 class _LoggedRequestHandler(ChaliceRequestHandler):
     """Chalice's handler with its access log sent to logging instead of bare stderr."""
+
+    def handle_one_request(self) -> None:
+        with capture("api_handler"):  # the API's JSON log lines, rendered like the other functions'
+            super().handle_one_request()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
         logger.info("%s", format % args)

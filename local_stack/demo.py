@@ -2,7 +2,8 @@
 
 Five users (Brooklyn, Staten Island, Cincinnati, Cleveland, Los Angeles) are created over HTTP, one moves,
 one is deleted, a device message goes to the ingest queue and an order is placed; then the target table,
-the fan-out events the example subscriber received, the device table and the order are printed.
+the fan-out events the example subscriber received, the device table and the order are printed, and last
+the consumers' metrics of the past hour as `python -m ops status` shows them (from the emulator's CloudWatch).
 Each run uses its own e-mail suffix, so running it again works and shows only that run.
 """
 
@@ -22,8 +23,12 @@ import boto3
 from rich.console import Console
 from rich.table import Table
 
+from chalicelib.clock import utc_now
+from chalicelib.config import DEFAULT_METRICS_NAMESPACE
 from local_stack.emulator import LOCAL_AWS_ENV
+from tooling.consumer_metrics import ConsumerWindow, consumers_table, read_windows
 from tooling.infrastructure import stack_name
+from tooling.stage import stage_variables
 
 USERS = [  # (name, state, city, zipcode)
     ("ana", "NY", "Brooklyn", "11201"),
@@ -90,7 +95,20 @@ def main(argv: list[str] | None = None) -> int:
     console.rule(f"demo run {run}")
     ok, order_id = walkthrough(api, outputs, emails, console)
     ok &= show_results(api, outputs, emails, order_id, console, args.timeout)
+    show_consumer_metrics(stage_variables(args.stage).get("METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE, console)
     return 0 if ok else 1
+
+
+def show_consumer_metrics(namespace: str, console: Console, settle: float = 3.0) -> None:
+    """The consumers' last hour, once every consumer's metrics are in (each invocation forwards its own as it ends)."""
+    cloudwatch = boto3.client("cloudwatch")
+
+    def every_consumer() -> list[ConsumerWindow] | None:
+        windows, _ = read_windows(cloudwatch, namespace, utc_now())
+        return windows if all(window.invoked for window in windows) else None
+
+    windows = wait_for(every_consumer, settle, interval=0.5) or read_windows(cloudwatch, namespace, utc_now())[0]
+    console.print(consumers_table(windows))
 
 
 def stack_outputs(stage: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ from typing import Any
 from chalice.local import LambdaContext
 
 from local_stack.delivery import Outcome, Result, outcome_of
+from local_stack.function_output import MetricsForwarder, capture
 
 logger = logging.getLogger("local_stack.delivery")
 
@@ -60,7 +61,7 @@ class Invoker:
     def __init__(self, name: str, handler: Callable[[dict[str, Any], Any], Any], report_failures: bool = False,
                  faults: FaultHook | None = None, timeout_ms: int = DEFAULT_TIMEOUT_MS,
                  clock: Callable[[], float] = time.monotonic, function_name: str | None = None,
-                 memory_mb: int = DEFAULT_MEMORY_MB):
+                 memory_mb: int = DEFAULT_MEMORY_MB, metrics: MetricsForwarder | None = None):
         self.name = name
         self.function_name = function_name or name  # as deployed: <app>-<stage>-<name>
         self._memory_mb = memory_mb
@@ -71,6 +72,7 @@ class Invoker:
         self._timeout_ms = timeout_ms
         self._clock = clock
         self._last_error = ""
+        self._metrics = metrics  # where the invocation's EMF documents go (the emulator's CloudWatch)
 
     def invoke(self, event: dict[str, Any], item_ids: Sequence[str], source: str, note: str = "") -> Delivery:
         """Deliver `event` (whose items are `item_ids`) and read the answer as Lambda would."""
@@ -78,12 +80,15 @@ class Invoker:
         started = self._clock()
         response: Any = None
         error: BaseException | None = None
-        try:
-            self._faults.check(self.name)
-            response = self._handler(event, LambdaContext(self.function_name, self._memory_mb, self._timeout_ms))
-        except Exception as raised:  # a handler's exception is an outcome, exactly as Lambda treats it
-            error = raised
+        with capture(self.name) as output:  # its stdout: log lines rendered, EMF documents kept
+            try:
+                self._faults.check(self.name)
+                response = self._handler(event, LambdaContext(self.function_name, self._memory_mb, self._timeout_ms))
+            except Exception as raised:  # a handler's exception is an outcome, exactly as Lambda treats it
+                error = raised
         seconds = self._clock() - started
+        if self._metrics is not None and output.documents:
+            self._metrics.forward(self.name, output.documents)
         outcome = outcome_of(response, error, item_ids, self.report_failures)
         if error is None and seconds * 1000 > self._timeout_ms:
             # Lambda would have stopped the function: the invocation failed, whatever it did meanwhile.

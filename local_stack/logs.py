@@ -13,9 +13,12 @@ def configure(level: int = logging.INFO) -> None:
     """Root logging for the local stack process."""
     handler: logging.Handler
     if sys.stderr.isatty():
+        from rich.console import Console
         from rich.logging import RichHandler
 
-        handler = RichHandler(show_path=False, markup=False, rich_tracebacks=True, log_time_format="%H:%M:%S")
+        # The terminal itself, fixed now: sys.stdout becomes the functions' output router (function_output.py).
+        handler = RichHandler(console=Console(file=sys.stdout), show_path=False, markup=False, rich_tracebacks=True,
+                              log_time_format="%H:%M:%S")
         handler.setFormatter(logging.Formatter("%(name)s  %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)

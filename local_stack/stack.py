@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import boto3
 
+from chalicelib.config import API_AUTH_IAM, api_auth
+from local_stack import function_output
 from local_stack.api import ApiServer
 from local_stack.delivery import RetryPolicy
 from local_stack.emulator import Emulator, point_process_at
@@ -103,6 +105,7 @@ class LocalStack:
         outputs = deploy_stack(boto3.client("cloudformation"), self.options.stage, poll=0.1)
         self.environment = self._stage_environment(outputs)
         os.environ.update(self.environment)  # before `import app`: decorators read USERS_STREAM_ARN etc.
+        function_output.install()  # each function's stdout read back: its JSON logs rendered, its EMF forwarded
         logger.info("stage %s environment (stack outputs over .chalice/config.json; stream ARNs are new each "
                     "start): %s", self.options.stage, ", ".join(
                         f"{name}={value}" for name, value in sorted(self.environment.items()) if name.endswith("_ARN")
@@ -112,6 +115,7 @@ class LocalStack:
         self.api = ApiServer(app, self._chalice_config(), self.options.host, self.options.api_port)
         self._start_pollers(app)
         self.api.start()
+        self._log_api_protection()
 
     def stop(self) -> None:
         """Pollers first (no delivery is cut in half), then the API, then the emulator."""
@@ -121,7 +125,18 @@ class LocalStack:
         if self.api is not None:
             self.api.stop()  # also closes a socket bound by a start that failed later
         self.emulator.stop()
+        function_output.uninstall()
         logger.info("stopped")
+
+    def _log_api_protection(self) -> None:
+        # What API Gateway does on a deployed stage and this server does not, said once at start.
+        throttling = ("not throttled here (a deployed stage answers 429 beyond its rate and burst limits: "
+                      "infra/merge-template.yaml, Mappings.ApiThrottling)")
+        if api_auth(self.environment) == API_AUTH_IAM:
+            logger.warning("API of stage %s: API_AUTH=iam, but SigV4 is not checked here (chalice local admits "
+                           "unsigned requests; API Gateway checks them) and %s", self.options.stage, throttling)
+        else:
+            logger.info("API of stage %s: open (API_AUTH=none), %s", self.options.stage, throttling)
 
     def _stage_environment(self, outputs: dict[str, str]) -> dict[str, str]:
         variables = stage_variables(self.options.stage)  # API_AUTH and anything else the stage sets
@@ -154,13 +169,14 @@ class LocalStack:
         if faults.pending:
             logger.warning("%s: first delivery to %s will fail", FAIL_ONCE_VARIABLE, ", ".join(sorted(faults.pending)))
         retry = RetryPolicy(max_retry_attempts=self.options.max_retry_attempts)
+        metrics = function_output.MetricsForwarder(boto3.client("cloudwatch"))
         for source in discovery.sources:
             settings = load_mapping_settings(source.name, variables)
             function = self._chalice_config(source.name)  # timeout and memory as `chalice deploy` sets them
             invoker = Invoker(source.name, resolve_handler(source.handler_string), settings.report_failures, faults,
                               timeout_ms=int(function.lambda_timeout or DEFAULT_TIMEOUT_S) * 1000,
                               function_name=f"{function.app_name}-{self.options.stage}-{source.name}",
-                              memory_mb=int(function.lambda_memory_size or DEFAULT_MEMORY_MB))
+                              memory_mb=int(function.lambda_memory_size or DEFAULT_MEMORY_MB), metrics=metrics)
             poller: Poller
             if isinstance(source, StreamSource):
                 poller = StreamPoller(source, invoker, boto3.client("dynamodbstreams"), retry, settings,

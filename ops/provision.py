@@ -4,14 +4,15 @@
    AWS, or the emulator when AWS_ENDPOINT_URL is set).
 2. Record the resulting names and ARNs in the stage's `environment_variables` in .chalice/config.json
    (everything else in the file is kept; settings an operator chose — EVENT_SOURCE, FANOUT_MAX_ATTEMPTS,
-   API_AUTH — are only filled in when missing).
+   API_AUTH, METRICS_NAMESPACE — are only filled in when missing). The dashboard reads METRICS_NAMESPACE.
 3. Regenerate the stage's least-privilege IAM policies (.chalice/policies/<stage>/<function>.json) from
    those ARNs and point each function's `iam_policy_file` at its file.
 
 Then `chalice deploy --stage STAGE` (or `chalice package`) works with no hand edits.
 `--policies-only` skips AWS and regenerates step 3 from what config.json already records.
-`--event-sources`, run after `chalice deploy`, gives the deployed event source mappings the failure settings
-of infra/merge-template.yaml (what the `chalice package` path merges in), and changes nothing else.
+After `chalice deploy`, two steps give what it created the settings the `chalice package` path merges in from
+infra/merge-template.yaml, and change nothing else: `--event-sources` (the mappings' failure settings) and
+`--api-throttling` (the API stage's rate and burst limits). They can be given together.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import API_AUTH_IAM, DEFAULT_METRICS_NAMESPACE, ConfigurationError, api_auth
 from ops import policies
 from tooling.infrastructure import OUTPUT_VARIABLES, deploy_stack, stack_name, stage_environment
 from tooling.stage import CONFIG_PATH, record_function_settings, record_stage_variables, stage_variables
@@ -28,7 +30,7 @@ from tooling.stage import CONFIG_PATH, record_function_settings, record_stage_va
 HELP = "create or update the stage's resources and record their names, ARNs and IAM policies"
 
 # Chosen by an operator, not by the stack: written only when the stage has no value yet.
-OPERATOR_SETTINGS = ("EVENT_SOURCE", "FANOUT_MAX_ATTEMPTS", "API_AUTH")
+OPERATOR_SETTINGS = ("EVENT_SOURCE", "FANOUT_MAX_ATTEMPTS", "API_AUTH", "METRICS_NAMESPACE")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--event-sources", action="store_true",
                       help="after `chalice deploy`: apply infra/merge-template.yaml's failure settings to the "
                            "deployed event source mappings (no stack change)")
+    parser.add_argument("--api-throttling", action="store_true",
+                        help="after `chalice deploy`: apply infra/merge-template.yaml's rate and burst limits to the "
+                             "deployed API stage (no stack change; combines with --event-sources)")
     parser.add_argument("--config", type=Path, default=CONFIG_PATH,
                         help="the Chalice config to record into (default .chalice/config.json; policies beside it)")
     parser.add_argument("--timeout", type=float, default=900.0,
@@ -46,15 +51,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config_path = Path(args.config)
-    if args.event_sources:
-        return _tune_event_sources(args.stage, config_path)
+    if args.api_throttling and args.policies_only:
+        _console().print("[bold red]--api-throttling runs after `chalice deploy`; it does not combine with "
+                         "--policies-only[/]")
+        return 2
+    if args.event_sources or args.api_throttling:
+        tuned = _tune_event_sources(args.stage, config_path) if args.event_sources else 0
+        throttled = _throttle_api(args.stage, config_path) if args.api_throttling else 0
+        return max(tuned, throttled)
     try:
         if args.policies_only:
             outputs: dict[str, str] = {}
         else:
-            outputs = _deploy(args.stage, args.timeout)
-            record_stage_variables(args.stage, stage_variables_to_record(
-                args.stage, outputs, _existing_variables(args.stage, config_path)), config_path)
+            existing = _existing_variables(args.stage, config_path)
+            outputs = _deploy(args.stage, args.timeout, existing)
+            record_stage_variables(args.stage, stage_variables_to_record(args.stage, outputs, existing), config_path)
         env = stage_variables(args.stage, config_path)
         written = policies.write_policies(config_path.parent, args.stage, env)
         record_function_settings(args.stage, {fn: {"iam_policy_file": rel} for fn, rel in written.items()},
@@ -86,8 +97,11 @@ def _session() -> Any:
     return session
 
 
-def _deploy(stage: str, timeout: float) -> dict[str, str]:
-    return deploy_stack(_session().client("cloudformation"), stage, timeout=timeout)
+def _deploy(stage: str, timeout: float, existing: Mapping[str, str]) -> dict[str, str]:
+    # The dashboard shows the namespace the functions write to (a stage may choose its own).
+    namespace = existing.get("METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE
+    return deploy_stack(_session().client("cloudformation"), stage, timeout=timeout,
+                        parameters={"MetricsNamespace": namespace})
 
 
 def _tune_event_sources(stage: str, config_path: Path) -> int:
@@ -112,6 +126,23 @@ def _tune_event_sources(stage: str, config_path: Path) -> int:
         values = ", ".join(f"{k}={v}" for k, v in sorted(settings[function].items()))
         table.add_row(f"{function} ({len(uuids)})", values)
     _console().print(table)
+    return 0
+
+
+def _throttle_api(stage: str, config_path: Path) -> int:
+    from ops.api_throttling import StageThrottler, deployed_rest_api
+    from tooling.merge_template import MERGE_TEMPLATE_PATH, stage_throttling
+
+    try:
+        throttling = stage_throttling(MERGE_TEMPLATE_PATH.read_text(), stage)
+        rest_api_id, api_stage = deployed_rest_api(config_path, stage)
+        applied = StageThrottler(_session().client("apigateway")).apply(rest_api_id, api_stage, throttling)
+    except Exception as error:  # reported, not swallowed: the operator gets one clear line and exit 1
+        _console().print(f"[bold red]API throttling of {stage} not set:[/] {type(error).__name__}: {error}")
+        return 1
+    _console().print(f"API stage {api_stage} of stage {stage} (REST API {rest_api_id}) ← {MERGE_TEMPLATE_PATH.name}: "
+                     f"every method throttled at {applied['throttlingRateLimit']:g} requests/s, "
+                     f"burst {applied['throttlingBurstLimit']}")
     return 0
 
 
@@ -149,5 +180,9 @@ def _print_summary(stage: str, outputs: Mapping[str, str], env: Mapping[str, str
     for function, relative in written.items():
         policy_table.add_row(function, relative)
     console.print(policy_table)
-    console.print(f"API write routes: {'IAM (SigV4)' if env.get('API_AUTH') == 'iam' else 'open'} "
-                  f"(API_AUTH={env.get('API_AUTH', 'none')}). Next: chalice deploy --stage {stage}")
+    try:
+        routes = "every one needs IAM (SigV4)" if api_auth(env) == API_AUTH_IAM else "[bold yellow]open to anyone[/]"
+    except ConfigurationError as error:
+        routes = f"[bold red]{error}: chalice will refuse to package or deploy the stage[/]"
+    console.print(f"API routes: {routes} (API_AUTH={env.get('API_AUTH', 'unset')}). Next: chalice deploy --stage "
+                  f"{stage}, then python -m ops provision --stage {stage} --event-sources --api-throttling")

@@ -1,8 +1,12 @@
-"""`python -m ops status --stage S`: item counts, queue depths, and (with --peek) dead letters by consumer and reason.
+"""`python -m ops status --stage S`: item counts, queue depths, the consumers' metrics over the last hour, and
+(with --peek) dead letters by consumer and reason.
 
 Item counts come from Scan with Select=COUNT: exact, at the cost of reading each table once.
 `--approximate` uses DescribeTable's ItemCount instead — free, but AWS refreshes it only about every
 six hours, so it can lag far behind a table that is being written.
+
+The consumers' table (records in, applied, dead-lettered, retries, AWS calls, largest stream lag) comes from
+the EMF metrics the functions write, read with one CloudWatch GetMetricData call.
 
 Dead letters are only counted by consumer and reason with `--peek`: that receives every message of the
 dead-letter queues (hidden for --visibility seconds) and makes it visible again at once. Peeking raises
@@ -21,13 +25,14 @@ from botocore.exceptions import ClientError
 from rich.table import Table
 
 from chalicelib import clients
-from chalicelib.clock import iso_utc
+from chalicelib.clock import iso_utc, utc_now
 from chalicelib.config import Settings
 from ops.dead_letter_inbox import RAW_INGEST_REASON, DeadLetterInbox, InboxMessage, queue_depth
 from ops.stage_options import VISIBILITY_SECONDS, WAIT_SECONDS, add_config_option, console, settings_of
 from ops.table_scan import TableScanner
+from tooling.consumer_metrics import consumers_table, read_windows
 
-HELP = "show item counts, queue depths and (--peek) dead letters by consumer and reason"
+HELP = "show item counts, queue depths, the consumers' last hour and (--peek) dead letters by consumer and reason"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +132,14 @@ def run(args: argparse.Namespace) -> int:
         queues.add_row(*queue_row)
     out.print(queues)
     missing = sum(1 for row in [*rows, *depths] if any("[red]" in cell for cell in row))
+    try:
+        windows, _ = read_windows(clients.client("cloudwatch"), settings.metrics_namespace, utc_now())
+        out.print(consumers_table(windows))
+    except ClientError as error:
+        missing += 1
+        code = error.response.get("Error", {}).get("Code", "error")
+        out.print(f"[red]consumer metrics of namespace {settings.metrics_namespace} could not be read: {code} "
+                  f"(the operator needs cloudwatch:GetMetricData)[/red]")
     if missing:
         out.print(f"[red]{missing} resource(s) of stage {args.stage} could not be read: provision the stage?[/red]")
         return 1

@@ -24,6 +24,8 @@ _PLACEHOLDER_ENV = {
     "USERS_STREAM_ARN": "arn:aws:dynamodb:us-east-1:123456789012:table/stream-pipeline-test-users/stream/x",
     "ORDERS_STREAM_ARN": "arn:aws:dynamodb:us-east-1:123456789012:table/stream-pipeline-test-orders/stream/x",
     "INGEST_QUEUE": "stream-pipeline-test-ingest",
+    # In-process tests call the routes as the open dev stage does (chalice's local gateway admits IAM anyway).
+    "API_AUTH": "none",
 }
 for _name, _value in _PLACEHOLDER_ENV.items():
     os.environ[_name] = _value
@@ -64,3 +66,12 @@ def chalice_client(aws: StageResources, tmp_path: Path) -> Iterator[object]:
     }))
     with Client(app, stage_name="test", project_dir=str(tmp_path)) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def _plain_logging() -> Iterator[None]:
+    """A handler call configures JSON logging for the process; undo it, so caplog sees the next test's lines."""
+    yield
+    from chalicelib.observability import logs
+
+    logs.unconfigure()

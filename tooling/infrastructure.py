@@ -13,6 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.config import DEFAULT_METRICS_NAMESPACE
+
 TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "infra" / "template.yaml"
 DEFAULT_EVENT_SOURCE = "stream-pipeline.users"
 
@@ -41,12 +43,16 @@ def stage_environment(outputs: Mapping[str, str]) -> dict[str, str]:
     variables = {variable: outputs[output] for output, variable in OUTPUT_VARIABLES.items()}
     variables.setdefault("EVENT_SOURCE", DEFAULT_EVENT_SOURCE)
     variables.setdefault("FANOUT_MAX_ATTEMPTS", "3")
+    variables.setdefault("METRICS_NAMESPACE", DEFAULT_METRICS_NAMESPACE)
     return variables
 
 
 def deploy_stack(cloudformation: Any, stage: str, template_body: str | None = None,
-                 timeout: float = 900.0, poll: float = 2.0) -> dict[str, str]:
+                 timeout: float = 900.0, poll: float = 2.0, parameters: Mapping[str, str] | None = None
+                 ) -> dict[str, str]:
     """Create or update the stage's stack, wait until it settles, and return its outputs.
+
+    `parameters`: template parameters besides `Stage` (e.g. `MetricsNamespace`, `AlarmEmail`).
 
     Raises RuntimeError naming the resources that failed (from the stack's events) when CloudFormation
     rolls back, and when a failed first creation left a stack that can only be deleted.
@@ -56,7 +62,8 @@ def deploy_stack(cloudformation: Any, stage: str, template_body: str | None = No
     params = {
         "StackName": name,
         "TemplateBody": body,
-        "Parameters": [{"ParameterKey": "Stage", "ParameterValue": stage}],
+        "Parameters": [{"ParameterKey": key, "ParameterValue": value}
+                       for key, value in {"Stage": stage, **(parameters or {})}.items()],
     }
     existing = _current_status(cloudformation, name)
     if existing is None:

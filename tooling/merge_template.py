@@ -1,4 +1,5 @@
-"""The one reader of infra/merge-template.yaml: each function's event source mapping settings.
+"""The one reader of infra/merge-template.yaml: each function's event source mapping settings, and each
+stage's API throttling.
 
 `chalice package --merge-template` merges the file into Chalice's SAM output; nothing else can set
 these (Chalice's decorators cannot). Two tools need the same settings without CloudFormation:
@@ -24,6 +25,8 @@ import yaml
 from chalice.utils import to_cfn_resource_name
 
 MERGE_TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "infra" / "merge-template.yaml"
+MAPPING = "ApiThrottling"  # Mappings.<MAPPING>.<stage>.{RateLimit, BurstLimit} in the merge template
+EVERY_METHOD = "*/*"  # API Gateway's key for stage-wide method settings
 REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
 
 # SAM event properties that are event source mapping settings of the same name in Lambda's API.
@@ -79,7 +82,7 @@ def function_mappings(template_text: str, scope: Scope) -> dict[str, FunctionMap
     A function without event settings is absent; a function with settings must name its FunctionName
     (ValueError otherwise: it could not be found after `chalice deploy`).
     """
-    template = yaml.safe_load(template_text) or {}
+    template = _document(template_text)
     found: dict[str, FunctionMapping] = {}
     for logical_id, resource in (template.get("Resources") or {}).items():
         properties = (resource or {}).get("Properties") or {}
@@ -131,3 +134,53 @@ def load_mapping_settings(handler_name: str, scope: Scope, path: Path = MERGE_TE
         return MappingSettings()
     mapping = function_mappings(path.read_text(), scope).get(to_cfn_resource_name(handler_name))
     return MappingSettings.of(mapping.settings) if mapping is not None else MappingSettings()
+
+
+@dataclass(frozen=True)
+class Throttling:
+    """A stage's limits: steady requests per second and the burst (token bucket) over every method."""
+
+    rate_limit: float
+    burst_limit: int
+
+    def patch_operations(self) -> list[dict[str, str]]:
+        """UpdateStage operations that set these limits on every method of the stage."""
+        return [
+            {"op": "replace", "path": f"/{EVERY_METHOD}/throttling/rateLimit", "value": _decimal(self.rate_limit)},
+            {"op": "replace", "path": f"/{EVERY_METHOD}/throttling/burstLimit", "value": str(self.burst_limit)},
+        ]
+
+    def matches(self, method_settings: dict[str, Any]) -> bool:
+        """Whether API Gateway's `methodSettings` entry carries these limits."""
+        return (float(method_settings.get("throttlingRateLimit", -1)) == self.rate_limit
+                and int(method_settings.get("throttlingBurstLimit", -1)) == self.burst_limit)
+
+
+def stage_throttling(template_text: str, stage: str) -> Throttling:
+    """The limits the merge template sets for `stage` (ValueError naming what is missing or invalid)."""
+    template = _document(template_text)
+    stages = (template.get("Mappings") or {}).get(MAPPING)
+    if not isinstance(stages, dict):
+        raise ValueError(f"the merge template has no Mappings.{MAPPING}")
+    limits = stages.get(stage)
+    if not isinstance(limits, dict):
+        raise ValueError(f"stage {stage} has no API throttling in the merge template: add Mappings.{MAPPING}.{stage} "
+                         f"with RateLimit and BurstLimit ({', '.join(sorted(stages))} have them)")
+    rate, burst = limits.get("RateLimit"), limits.get("BurstLimit")
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+        raise ValueError(f"Mappings.{MAPPING}.{stage}.RateLimit must be a number of requests per second > 0, "
+                         f"got {rate!r}")
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        raise ValueError(f"Mappings.{MAPPING}.{stage}.BurstLimit must be a whole number of requests >= 1, "
+                         f"got {burst!r}")
+    return Throttling(float(rate), burst)
+
+
+def _decimal(value: float) -> str:
+    """A rate as API Gateway reads it: `100`, `12.5` (never `1e+02`)."""
+    return f"{value:f}".rstrip("0").rstrip(".")
+
+
+def _document(template_text: str) -> dict[str, Any]:
+    document = yaml.safe_load(template_text)
+    return document if isinstance(document, dict) else {}

@@ -21,7 +21,6 @@ CHALICE_DIR = ROOT / ".chalice"
 MERGE_TEMPLATE = ROOT / "infra" / "merge-template.yaml"
 INFRA_TEMPLATE = ROOT / "infra" / "template.yaml"
 CHALICE = str(Path(sys.executable).with_name("chalice"))
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 # A clean clone's files: everything but local state, caches and what is generated.
 NOT_IN_A_CLONE = (".git", ".venv", "build", "dist", "deployments", "deployed", ".local-stack", "__pycache__",

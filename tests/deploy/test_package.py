@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 from cfnlint.api import lint
+from cfnlint.decode.cfn_yaml import loads as parse_template  # CloudFormation YAML, short tags included
 
 from ops import policies
-from tests.deploy.conftest import CHALICE_DIR, INFRA_TEMPLATE, MERGE_TEMPLATE, WRITE_METHODS, AppShape, Package
+from tests.deploy.conftest import CHALICE_DIR, INFRA_TEMPLATE, MERGE_TEMPLATE, AppShape, Package
 
 
 def logical_id(function: str) -> str:
@@ -63,14 +64,15 @@ def test_cloudformation_after_the_sam_transform_passes_cfn_lint(stage: str, requ
     assert lint_errors(package.cloudformation) == []
 
 
-def test_merge_template_is_plain_yaml_naming_only_functions_chalice_generates(prod_package: Package,
+def test_merge_template_is_plain_yaml_naming_only_resources_chalice_generates(prod_package: Package,
                                                                               app_shape: AppShape) -> None:
     merge = yaml.safe_load(MERGE_TEMPLATE.read_text())
-    generated = {logical_id(function) for function in app_shape.functions}
+    generated = {logical_id(function): "AWS::Serverless::Function" for function in app_shape.functions}
+    generated["RestAPI"] = "AWS::Serverless::Api"
     # A key Chalice did not generate would become a resource without a Type: a broken template.
-    assert set(merge["Resources"]) <= generated
+    assert set(merge["Resources"]) <= set(generated)
     for name in merge["Resources"]:
-        assert prod_package.sam["Resources"][name]["Type"] == "AWS::Serverless::Function"
+        assert prod_package.sam["Resources"][name]["Type"] == generated[name]
 
 
 # --- failure settings the decorators cannot express -------------------------------------------
@@ -106,7 +108,7 @@ def test_queue_mapping_reports_batch_item_failures(prod_package: Package, app_sh
 
 def test_ingest_visibility_timeout_is_at_least_six_times_the_ingest_function_timeout(
         prod_package: Package, app_shape: AppShape) -> None:
-    infra = yaml.safe_load(INFRA_TEMPLATE.read_text().replace("!", ""))  # short tags: only the default matters
+    infra = parse_template(INFRA_TEMPLATE.read_text())
     visibility = int(infra["Parameters"]["IngestVisibilityTimeout"]["Default"])
     for function in app_shape.queue_functions:
         timeout = prod_package.sam["Resources"][logical_id(function)]["Properties"]["Timeout"]
@@ -140,34 +142,112 @@ def test_each_function_has_its_own_role_carrying_exactly_its_policy_file(
     assert set(roles) == used, "a role no function uses (autogen's DefaultRole?)"
 
 
-# --- API authorization per stage --------------------------------------------------------------
+# --- API authorization and throttling per stage -------------------------------------------------
 
-def swagger_operations(package: Package) -> dict[tuple[str, str], dict[str, Any]]:
-    (api,) = package.resources("AWS::Serverless::Api", "sam").values()
-    paths = api["Properties"]["DefinitionBody"]["paths"]
-    return {(path, method.upper()): operation for path, methods in paths.items()
-            for method, operation in methods.items() if method != "options"}
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "x-amazon-apigateway-any-method"}
+# API Gateway's swagger extension for IAM authorization: every method naming it is imported as AWS_IAM.
+SIGV4 = {"sigv4": {"in": "header", "type": "apiKey", "name": "Authorization",
+                   "x-amazon-apigateway-authtype": "awsSigv4"}}
 
 
-def test_prod_write_routes_require_iam_and_read_routes_do_not(prod_package: Package, app_shape: AppShape) -> None:
-    operations = swagger_operations(prod_package)
+def rest_api_body(package: Package, template: str) -> dict[str, Any]:
+    """The swagger document of the stage's one REST API: SAM's DefinitionBody, or CloudFormation's Body."""
+    if template == "sam":
+        (api,) = package.resources("AWS::Serverless::Api", "sam").values()
+        return dict(api["Properties"]["DefinitionBody"])
+    (api,) = package.resources("AWS::ApiGateway::RestApi").values()
+    return dict(api["Properties"]["Body"])
+
+
+def swagger_operations(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every method of every path, CORS preflights included (a method nobody declared would show here)."""
+    return {(path, method.upper()): operation for path, methods in body["paths"].items()
+            for method, operation in methods.items() if method in HTTP_METHODS}
+
+
+@pytest.mark.parametrize("template", ["sam", "cloudformation"])
+def test_every_prod_route_reads_included_requires_sigv4(prod_package: Package, app_shape: AppShape,
+                                                        template: str) -> None:
+    body = rest_api_body(prod_package, template)
+    operations = swagger_operations(body)
     assert set(operations) == set(app_shape.routes)
-    (api,) = prod_package.resources("AWS::Serverless::Api", "sam").values()
-    definitions = api["Properties"]["DefinitionBody"]["securityDefinitions"]
-    assert definitions == {"sigv4": {"in": "header", "type": "apiKey", "name": "Authorization",
-                                     "x-amazon-apigateway-authtype": "awsSigv4"}}
-    writes = {route for route in operations if route[1] in WRITE_METHODS}
-    assert writes >= {("/users", "POST"), ("/orders", "POST")}
-    for route, operation in operations.items():
-        if route in writes:
-            assert operation.get("security") == [{"sigv4": []}], route
-        else:
-            assert "security" not in operation, route
+    assert {method for _, method in operations} >= {"GET", "POST", "PATCH", "DELETE"}
+    assert body["securityDefinitions"] == SIGV4
+    unprotected = sorted(route for route, op in operations.items() if op.get("security") != [{"sigv4": []}])
+    assert unprotected == []
 
 
-def test_dev_routes_are_open(dev_package: Package, app_shape: AppShape) -> None:
-    operations = swagger_operations(dev_package)
+@pytest.mark.parametrize("template", ["sam", "cloudformation"])
+def test_dev_routes_are_open(dev_package: Package, app_shape: AppShape, template: str) -> None:
+    body = rest_api_body(dev_package, template)
+    operations = swagger_operations(body)
     assert set(operations) == set(app_shape.routes)
     assert all("security" not in operation for operation in operations.values())
-    (api,) = dev_package.resources("AWS::Serverless::Api", "sam").values()
-    assert "securityDefinitions" not in api["Properties"]["DefinitionBody"]
+    assert "securityDefinitions" not in body
+
+
+def load_app(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
+    """A fresh import of app.py under the given API_AUTH (the session's `app` module stays as it is)."""
+    import importlib.util
+
+    from tests.deploy.conftest import ROOT
+
+    monkeypatch.delenv("API_AUTH", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location("app_under_test", ROOT / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.app
+
+
+def route_authorizers(app: Any) -> dict[tuple[str, str], str | None]:
+    return {(path, method): type(entry.authorizer).__name__ if entry.authorizer else None
+            for path, methods in app.routes.items() for method, entry in methods.items()}
+
+
+def test_a_stage_without_api_auth_protects_every_route(monkeypatch: pytest.MonkeyPatch, app_shape: AppShape) -> None:
+    authorizers = route_authorizers(load_app(monkeypatch))
+    assert set(authorizers) == set(app_shape.routes)
+    assert set(authorizers.values()) == {"IAMAuthorizer"}
+    assert set(route_authorizers(load_app(monkeypatch, API_AUTH="none")).values()) == {None}
+
+
+def test_a_misspelt_api_auth_stops_the_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.config import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="API_AUTH must be 'iam'"):
+        load_app(monkeypatch, API_AUTH="IAM")
+
+
+def find_in_map(template: dict[str, Any], value: Any, stage: str) -> Any:
+    """Resolve `Fn::FindInMap` over `Ref: Stage` as CloudFormation does for `--parameter-overrides Stage=...`."""
+    if isinstance(value, dict) and set(value) == {"Fn::FindInMap"}:
+        mapping, key, attribute = value["Fn::FindInMap"]
+        assert key == {"Ref": "Stage"}, value
+        return template["Mappings"][mapping][stage][attribute]
+    return value
+
+
+def stage_limits(package: Package) -> tuple[str, list[dict[str, Any]]]:
+    """(stage name, method settings resolved for the package's stage) of the API's one CloudFormation stage."""
+    (stage,) = package.resources("AWS::ApiGateway::Stage").values()
+    settings = [{k: find_in_map(package.cloudformation, v, package.stage) for k, v in s.items()}
+                for s in stage["Properties"].get("MethodSettings", [])]
+    return stage["Properties"]["StageName"], settings
+
+
+@pytest.mark.parametrize("stage", ["prod", "dev"])
+def test_the_api_stage_throttles_every_method_with_the_merge_templates_limits(
+        stage: str, request: pytest.FixtureRequest, chalice_config: dict[str, Any]) -> None:
+    from tooling.merge_template import stage_throttling
+
+    package: Package = request.getfixturevalue(f"{stage}_package")
+    name, settings = stage_limits(package)
+    limits = stage_throttling(MERGE_TEMPLATE.read_text(), stage)
+    assert name == chalice_config["stages"][stage]["api_gateway_stage"]
+    # One entry for every resource and method: nothing reaches Lambda beyond these limits.
+    assert settings == [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": limits.rate_limit,
+                         "ThrottlingBurstLimit": limits.burst_limit}]
+    assert limits.rate_limit > 0 and limits.burst_limit >= limits.rate_limit

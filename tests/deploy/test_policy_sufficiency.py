@@ -201,3 +201,30 @@ def test_every_function_of_app_py_has_a_scenario_here(app_shape: Any) -> None:
     suffix = "_needs_nothing_beyond_its_policy"
     missing = [fn for fn in sorted(app_shape.functions) if f"test_{fn}{suffix}" not in globals()]
     assert missing == []
+
+
+# --- callers: the users-reader policy the README shows ------------------------------------------
+
+def readme_caller_policy() -> dict[str, Any]:
+    from tests.deploy.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    start = text.index('```json\n{"Effect": "Allow", "Action": "execute-api:Invoke"') + len("```json\n")
+    return json.loads(text[start:text.index("```", start)])
+
+
+def test_the_readme_users_reader_may_invoke_every_users_read_route_and_nothing_else(app_shape: Any) -> None:
+    from fnmatch import fnmatchcase
+
+    statement = readme_caller_policy()
+    api = statement["Resource"][0].split("/", 1)[0]  # arn:aws:execute-api:<region>:<account>:<api id>
+
+    def allowed(method: str, path: str) -> bool:
+        # A request's ARN names the path as called: `{email}` is a real address there.
+        called = path.replace("{email}", "ada@example.com").replace("{id}", "3f2c")
+        return any(fnmatchcase(f"{api}/api/{method}{called}", pattern) for pattern in statement["Resource"])
+
+    users_routes = {(path, method) for path, method in app_shape.routes if path.startswith("/users")}
+    assert {route for route in users_routes if allowed(route[1], route[0])} == {
+        route for route in users_routes if route[1] == "GET"}
+    assert not allowed("GET", "/orders")

@@ -93,6 +93,8 @@ def test_provision_records_the_stacks_names_and_arns_and_keeps_everything_else(
     # AND a readable summary names what was recorded
     printed = capsys.readouterr().out
     assert "USERS_STREAM_ARN" in printed and "policies/prod/api_handler.json" in printed
+    assert "API routes: every one needs IAM (SigV4) (API_AUTH=iam)" in " ".join(printed.split())
+    assert "--event-sources --api-throttling" in " ".join(printed.split())
 
 
 def test_provision_regenerates_policies_naming_the_real_arns(moto: None, config_path: Path) -> None:
@@ -133,6 +135,19 @@ def test_a_new_stage_is_created_with_iam_protected_writes(moto: None, config_pat
     assert stage["environment_variables"]["USERS_TABLE"] == "stream-pipeline-staging-users"
     assert set(stage["lambda_functions"]) == set(policies.FUNCTION_ACCESS)
     assert (config_path.parent / "policies" / "staging" / "api_handler.json").is_file()
+
+
+@pytest.mark.parametrize("value, said", [("none", "open to anyone"),
+                                         ("IAM", "API_AUTH must be 'iam' (SigV4 on every route) or 'none'")])
+def test_the_summary_says_when_a_stages_api_is_open_or_misconfigured(
+        config_path: Path, value: str, said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    config = load(config_path)
+    config["stages"]["prod"]["environment_variables"]["API_AUTH"] = value
+    config_path.write_text(json.dumps(config))
+
+    assert run_provision("--stage", "prod", "--config", str(config_path), "--policies-only") == 0
+
+    assert said in " ".join(capsys.readouterr().out.split())
 
 
 def test_policies_only_makes_no_aws_call_and_rewrites_the_policies(moto: None, config_path: Path) -> None:

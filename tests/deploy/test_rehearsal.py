@@ -1,6 +1,6 @@
 """Deploy rehearsal against a moto server: `python -m ops provision --stage dev`, `chalice deploy --stage dev`,
-then `python -m ops provision --stage dev --event-sources`, exactly as an operator runs them, in a copy of the
-project (the real .chalice stays untouched).
+then `python -m ops provision --stage dev --event-sources` (and `--api-throttling`), exactly as an operator runs
+them, in a copy of the project (the real .chalice stays untouched).
 
 The emulator cannot take one step: moto 5.2.5's ImportRestApi reads `info.description` from the swagger
 document, which Chalice does not write, and answers HTTP 500 (KeyError 'description'). Chalice creates the
@@ -140,3 +140,10 @@ def test_provision_then_chalice_deploy_creates_functions_and_mappings_on_the_pro
             assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": outputs["StreamDlqArn"]}}
         else:
             assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"], function
+
+    # AND the API throttling step names what it needs: the REST API moto could not create was never recorded
+    # (tests/deploy/test_api_throttling.py applies it to an API Gateway stage in moto)
+    throttled = subprocess.run([sys.executable, "-m", "ops", "provision", "--stage", "dev", "--api-throttling"],
+                               cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert throttled.returncode == 1, throttled.stdout + throttled.stderr
+    assert "run `chalice deploy --stage dev` first" in " ".join(throttled.stdout.split())

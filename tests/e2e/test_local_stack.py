@@ -143,6 +143,14 @@ def test_ctrl_c_stops_everything_with_exit_code_0_and_a_second_start_on_the_same
         assert "stopped" in process.lines[-1], process.output()
 
 
+def test_the_dev_api_is_open_and_says_at_start_that_nothing_throttles_it(stack):
+    # dev is open on AWS too: an unsigned read answers (a deployed prod answers 403 without SigV4)
+    assert stack.http("GET", "/orders?status=PENDING")[0] == 200
+    (line,) = [line for line in stack.lines if "API of stage dev" in line]
+    assert "open (API_AUTH=none)" in line and "not throttled here" in line, line
+    assert "Mappings.ApiThrottling" in line, line
+
+
 def test_the_demo_walks_through_every_flow_against_the_running_stack(stack):
     # `make demo` is this command with the default ports
     result = subprocess.run([sys.executable, "-m", "local_stack.demo", "--api", stack.api, "--emulator",

@@ -1,4 +1,4 @@
-"""Settings from the environment, and the batch writer's pure parts."""
+"""Settings from the environment (stage variables, API_AUTH), and the batch writer's pure parts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib.backoff import Backoff
 from chalicelib.batch_writer import WriteOp, coalesce
-from chalicelib.config import ConfigurationError, Settings
+from chalicelib.config import ConfigurationError, Settings, api_auth
 
 ENV = {
     "USERS_TABLE": "u", "USERS_STREAM_ARN": "arn:s", "USERS_BY_LOCATION_TABLE": "t", "DEVICE_METADATA_TABLE": "d",
@@ -29,6 +29,20 @@ def test_settings_defaults_for_event_source_and_attempts():
 def test_bad_configuration_names_the_variable(change, named):
     with pytest.raises(ConfigurationError, match=named):
         Settings.from_env({**ENV, **change})
+
+
+@pytest.mark.parametrize(("value", "mode"), [
+    ("iam", "iam"), ("none", "none"), (" none ", "none"),
+    (None, "iam"), ("", "iam"), ("  ", "iam"),  # a stage that says nothing is protected
+])
+def test_api_auth_is_iam_unless_the_stage_opens_it(value, mode):
+    assert api_auth({} if value is None else {"API_AUTH": value}) == mode
+
+
+@pytest.mark.parametrize("value", ["IAM", "aim", "cognito", "false", "off"])
+def test_an_unknown_api_auth_fails_loudly_instead_of_opening_the_api(value):
+    with pytest.raises(ConfigurationError, match=f"API_AUTH must be 'iam' .* or 'none' .*got '{value}'"):
+        api_auth({"API_AUTH": value})
 
 
 def test_coalesce_keeps_the_last_write_per_key_in_order_of_last_write():

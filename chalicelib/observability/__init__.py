@@ -1,0 +1,1 @@
+"""What a running consumer tells the operator: EMF metrics on stdout, and JSON log lines."""
