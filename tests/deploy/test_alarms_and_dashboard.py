@@ -60,7 +60,7 @@ def test_every_dead_letter_queue_alarms_on_depth_and_on_age(template: dict[str, 
     queues = dead_letter_queues(template)
     assert queues == {"IngestDeadLetterQueue", "StreamDeadLetterQueue"}
     for queue in queues:
-        key = json.dumps({"Fn::GetAtt": f"{queue}.QueueName"}, sort_keys=True)
+        key = json.dumps({"Fn::GetAtt": [queue, "QueueName"]}, sort_keys=True)  # CloudFormation's own form
         visible = alarms_on(template, "ApproximateNumberOfMessagesVisible", "QueueName")[key]
         assert (visible["Threshold"], visible["ComparisonOperator"]) == (0, "GreaterThanThreshold")
         age = alarms_on(template, "ApproximateAgeOfOldestMessage", "QueueName")[key]

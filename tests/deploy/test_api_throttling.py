@@ -17,10 +17,9 @@ from moto import mock_aws
 
 from ops import provision
 from ops.api_throttling import StageThrottler, deployed_rest_api
-from ops.event_sources import MERGE_TEMPLATE_PATH
 from tests.deploy.conftest import CHALICE_DIR, Package
 from tests.deploy.test_package import stage_limits
-from tooling.merge_template import Throttling, stage_throttling
+from tooling.merge_template import MERGE_TEMPLATE_PATH, Throttling, stage_throttling
 
 TEMPLATE = MERGE_TEMPLATE_PATH.read_text()
 
