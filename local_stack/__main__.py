@@ -13,7 +13,7 @@ from dataclasses import fields
 from local_stack.logs import configure
 from local_stack.moto_patches import MotoPatchError
 from local_stack.stack import LocalStack, Options
-from ops.stage import StageConfigError, stage_variables
+from tooling.stage import StageConfigError, stage_variables
 
 logger = logging.getLogger("local_stack")
 

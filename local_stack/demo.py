@@ -26,10 +26,9 @@ from rich.table import Table
 from chalicelib.clock import utc_now
 from chalicelib.config import DEFAULT_METRICS_NAMESPACE
 from local_stack.emulator import LOCAL_AWS_ENV
-from ops.consumer_metrics import ConsumerWindow, read_windows
-from ops.infrastructure import stack_name
-from ops.stage import stage_variables
-from ops.status import consumers_table
+from tooling.consumer_metrics import ConsumerWindow, consumers_table, read_windows
+from tooling.infrastructure import stack_name
+from tooling.stage import stage_variables
 
 USERS = [  # (name, state, city, zipcode)
     ("ana", "NY", "Brooklyn", "11201"),

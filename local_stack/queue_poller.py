@@ -20,8 +20,8 @@ from typing import Any
 
 from local_stack.delivery import Result, batch_due, queue_deletions
 from local_stack.invocation import Invoker
-from local_stack.lambda_shapes import lambda_bus_event, lambda_sqs_record
 from local_stack.sources import BusSource, QueueSource
+from tooling.lambda_shapes import lambda_bus_event, lambda_sqs_record
 
 logger = logging.getLogger("local_stack.queues")
 

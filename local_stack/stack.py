@@ -16,14 +16,14 @@ from chalicelib.config import API_AUTH_IAM, api_auth
 from local_stack import function_output
 from local_stack.api import ApiServer
 from local_stack.delivery import RetryPolicy
-from local_stack.deployment import load_mapping_settings, template_variables
 from local_stack.emulator import Emulator, point_process_at
 from local_stack.invocation import DEFAULT_MEMORY_MB, FAIL_ONCE_VARIABLE, FaultHook, Invoker
 from local_stack.queue_poller import BusPoller, QueuePoller
 from local_stack.sources import BusSource, QueueSource, StreamSource, discover, resolve_handler
 from local_stack.stream_poller import StreamPoller
-from ops.infrastructure import deploy_stack, stage_environment
-from ops.stage import PROJECT_DIR, load_config, stage_variables
+from tooling.infrastructure import deploy_stack, stage_environment
+from tooling.merge_template import load_mapping_settings, template_variables
+from tooling.stage import PROJECT_DIR, load_config, stage_variables
 
 logger = logging.getLogger("local_stack")
 

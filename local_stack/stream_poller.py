@@ -16,10 +16,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from local_stack.delivery import Result, RetryPolicy, batch_due, stream_settled
-from local_stack.deployment import MappingSettings
 from local_stack.invocation import Invoker
-from local_stack.lambda_shapes import lambda_stream_record
 from local_stack.sources import StreamSource
+from tooling.lambda_shapes import lambda_stream_record
+from tooling.merge_template import MappingSettings
 
 logger = logging.getLogger("local_stack.streams")
 

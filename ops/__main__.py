@@ -14,8 +14,8 @@ from contextlib import nullcontext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import ConfigurationError
-from ops.stage import StageConfigError
-from ops.stage_options import stage_environment
+from ops.stage_options import UsageError, stage_environment
+from tooling.stage import StageConfigError
 
 VERBS = ("provision", "backfill", "verify", "redrive", "status")
 # Verbs on an existing stage: they run with its variables (provision creates or updates the stage itself).
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with stage_environment(args.stage, args.config) if args.verb in STAGE_VERBS else nullcontext():
             return int(args.run(args) or 0)
-    except (StageConfigError, ConfigurationError) as error:  # the operator's to fix: one line, as argparse does
+    except (StageConfigError, ConfigurationError, UsageError) as error:  # the operator's to fix: one line
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except BotoCoreError as error:  # no credentials, no region, endpoint not reachable (local stack not running)

@@ -20,6 +20,7 @@ from typing import Any
 from chalicelib.dead_letters import SQS_BATCH_LIMIT, DeadLetter, LetterStore
 from chalicelib.retry import GaveUp
 from ops.stream_batch_failure import StreamBatchFailure
+from tooling.lambda_shapes import lambda_sqs_record
 
 RAW_INGEST_REASON = "moved by the ingest queue's redrive policy (maxReceiveCount)"
 
@@ -84,16 +85,7 @@ def classify(message: dict[str, Any], raw_is_ingest: bool, store: LetterStore | 
 
 def sqs_record(message: dict[str, Any], queue_arn: str = "") -> dict[str, Any]:
     """The Lambda SQS record of a raw message (no receipt handle: a replay must never delete by it)."""
-    attributes = dict(message.get("Attributes") or {})
-    return {
-        "messageId": str(message.get("MessageId", "")),
-        "body": str(message.get("Body", "")),
-        "attributes": attributes,
-        "messageAttributes": dict(message.get("MessageAttributes") or {}),
-        "md5OfBody": str(message.get("MD5OfBody", "")),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-    }
+    return lambda_sqs_record(message, queue_arn, receipt_handle=False)
 
 
 def _json_or_none(text: str) -> Any:

@@ -1,4 +1,10 @@
-"""Drift between the users table and its projection (pure): what verify reports and --fix repairs."""
+"""Drift between the users table and its projection (pure): what verify reports and --fix repairs.
+
+Verify never holds a table: it checks one page at a time. A page of users is checked against the target
+items at their projected keys (missing, stale); a page of target items against the users their keys name
+(orphaned). Values are compared exactly, DynamoDB type included (`same_value`, as the fan-out's
+`changedAttributes`): a target `active` stored as the number 1 for a source `true` is stale.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.replication.projection import TargetKey, project_user, public_target_item, target_key
+from chalicelib.replication.projection import TargetKey, project_user, target_key
+from chalicelib.stream.images import same_value
 
 
 @dataclass(frozen=True)
@@ -19,7 +26,7 @@ class Missing:
 
 @dataclass(frozen=True)
 class Stale:
-    """A target item that differs from its user's projection (bookkeeping attributes ignored)."""
+    """A target item that differs from its user's projection."""
 
     key: TargetKey
     user: dict[str, Any]
@@ -37,11 +44,11 @@ class Orphan:
 
 @dataclass
 class Drift:
-    """Everything in which the target differs from the projection of the source."""
+    """What one page (or several) showed: counts of what was checked, and every difference found."""
 
     source_items: int = 0
+    expected_items: int = 0  # users that project to a target item
     target_items: int = 0
-    expected_items: int = 0
     missing: list[Missing] = field(default_factory=list)
     stale: list[Stale] = field(default_factory=list)
     orphaned: list[Orphan] = field(default_factory=list)
@@ -52,36 +59,58 @@ class Drift:
 
 
 def differing_fields(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> tuple[str, ...]:
-    """Attribute names whose values differ, or that only one side has (sorted)."""
-    absent = object()
+    """Attribute names whose values differ (type included), or that only one side has (sorted)."""
     names = set(expected) | set(actual)
-    return tuple(sorted(n for n in names if expected.get(n, absent) != actual.get(n, absent)))
+    return tuple(sorted(n for n in names
+                        if n not in expected or n not in actual or not same_value(expected[n], actual[n])))
 
 
-def find_drift(source_users: Iterable[Mapping[str, Any]], target_items: Iterable[Mapping[str, Any]]) -> Drift:
-    """Compare the target table with the projection of every source user."""
+def stored_key(item: Mapping[str, Any]) -> TargetKey:
+    """The primary key of a stored target item."""
+    return TargetKey(str(item.get("state", "")), str(item.get("city_email", "")))
+
+
+def user_email(key: TargetKey) -> str | None:
+    """The source key a target key names: `<city>#<email>` (cities never hold `#`); None if it names none."""
+    _, separator, email = key.city_email.partition("#")
+    return email if separator and email else None
+
+
+def expected_keys(users: Iterable[Mapping[str, Any]]) -> list[TargetKey]:
+    """The target keys a page of users projects to (users without a state or city have none)."""
+    return [key for key in map(target_key, users) if key is not None]
+
+
+def check_users(users: Iterable[Mapping[str, Any]], targets: Mapping[TargetKey, Mapping[str, Any]]) -> Drift:
+    """Missing and stale items of a page of users, given the target items found at their projected keys."""
     drift = Drift()
-    expected: dict[TargetKey, tuple[dict[str, Any], dict[str, Any]]] = {}
-    for user in source_users:
+    for user in users:
         drift.source_items += 1
         key, item = target_key(user), project_user(user)
-        if key is not None and item is not None:
-            expected[key] = (dict(user), item)
-    drift.expected_items = len(expected)
-    seen: set[TargetKey] = set()
-    for raw in target_items:
-        drift.target_items += 1
-        actual = dict(raw)
-        key = TargetKey(str(actual.get("state", "")), str(actual.get("city_email", "")))
-        seen.add(key)
-        if key not in expected:
-            drift.orphaned.append(Orphan(key, actual))
+        if key is None or item is None:
             continue
-        user, item = expected[key]
-        differences = differing_fields(item, public_target_item(actual))
+        drift.expected_items += 1
+        actual = targets.get(key)
+        if actual is None:
+            drift.missing.append(Missing(key, dict(user)))
+            continue
+        differences = differing_fields(item, actual)
         if differences:
-            drift.stale.append(Stale(key, user, actual, differences))
-    drift.missing.extend(Missing(key, user) for key, (user, _) in expected.items() if key not in seen)
-    for found in (drift.missing, drift.stale, drift.orphaned):
-        found.sort(key=lambda entry: (entry.key.state, entry.key.city_email))
+            drift.stale.append(Stale(key, dict(user), dict(actual), differences))
+    return drift
+
+
+def check_targets(items: Iterable[Mapping[str, Any]], users: Mapping[str, Mapping[str, Any]]) -> Drift:
+    """Orphaned items of a page of target items, given the users (by email) their keys name.
+
+    An item whose user projects to it is not an orphan, whatever it holds: if it is stale, the user's
+    side reports it (each drifted item is counted once).
+    """
+    drift = Drift()
+    for raw in items:
+        drift.target_items += 1
+        key = stored_key(raw)
+        email = user_email(key)
+        if email is None or target_key(users.get(email)) != key:
+            drift.orphaned.append(Orphan(key, dict(raw)))
     return drift

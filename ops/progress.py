@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -9,6 +11,7 @@ from rich.progress import (
     Progress,
     ProgressColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -38,3 +41,16 @@ def progress_bar(console: Console, enabled: bool = True) -> Progress:
         disable=not enabled,
         transient=False,
     )
+
+
+def counter(progress: Progress, task: TaskID) -> Callable[[str, int], None]:
+    """`(scan, count)` → advance `task`, growing its total when the count passes it (AWS's ItemCount, the
+    estimate, is refreshed only about every six hours)."""
+
+    def advance(_scan: str, count: int) -> None:
+        progress.advance(task, count)
+        current = progress.tasks[task]
+        if current.total is not None and current.completed > current.total:
+            progress.update(task, total=current.completed)
+
+    return advance

@@ -24,8 +24,8 @@ from typing import Any
 
 from chalicelib.config import API_AUTH_IAM, DEFAULT_METRICS_NAMESPACE, ConfigurationError, api_auth
 from ops import policies
-from ops.infrastructure import OUTPUT_VARIABLES, deploy_stack, stack_name, stage_environment
-from ops.stage import CONFIG_PATH, record_function_settings, record_stage_variables, stage_variables
+from tooling.infrastructure import OUTPUT_VARIABLES, deploy_stack, stack_name, stage_environment
+from tooling.stage import CONFIG_PATH, record_function_settings, record_stage_variables, stage_variables
 
 HELP = "create or update the stage's resources and record their names, ARNs and IAM policies"
 
@@ -107,7 +107,8 @@ def _deploy(stage: str, timeout: float, existing: Mapping[str, str]) -> dict[str
 def _tune_event_sources(stage: str, config_path: Path) -> int:
     from rich.table import Table
 
-    from ops.event_sources import MERGE_TEMPLATE_PATH, MappingTuner, Scope, mapping_settings
+    from ops.event_sources import MappingTuner
+    from tooling.merge_template import MERGE_TEMPLATE_PATH, Scope, mapping_settings
 
     try:
         arns = policies.StageArns.from_environment(stage, stage_variables(stage, config_path))
@@ -129,8 +130,8 @@ def _tune_event_sources(stage: str, config_path: Path) -> int:
 
 
 def _throttle_api(stage: str, config_path: Path) -> int:
-    from ops.api_throttling import StageThrottler, deployed_rest_api, stage_throttling
-    from ops.event_sources import MERGE_TEMPLATE_PATH
+    from ops.api_throttling import StageThrottler, deployed_rest_api
+    from tooling.merge_template import MERGE_TEMPLATE_PATH, stage_throttling
 
     try:
         throttling = stage_throttling(MERGE_TEMPLATE_PATH.read_text(), stage)

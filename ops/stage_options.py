@@ -12,7 +12,8 @@ import boto3
 from rich.console import Console
 
 from chalicelib.config import Settings, stage_region
-from ops.stage import CONFIG_PATH, PROJECT_DIR, stage_settings, stage_variables
+from ops.resumable_scan import ScanShare
+from tooling.stage import CONFIG_PATH, PROJECT_DIR, stage_settings, stage_variables
 
 STATE_DIR = PROJECT_DIR / ".ops-state"
 
@@ -39,9 +40,46 @@ def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+class UsageError(ValueError):
+    """Options that do not go together (said in one line, exit 2, as argparse does)."""
+
+
 # What SQS accepts: a message hidden for 0 s would come straight back to the same run, which never ends.
 VISIBILITY_SECONDS = int_between(1, 43200)
 WAIT_SECONDS = int_between(0, 20)
+
+
+def add_scan_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    """How a whole-table run is split and resumed (see ops/resumable_scan.py): shared by backfill and verify."""
+    parser.add_argument("--segments", type=int_between(1, 1000), default=4,
+                        help="parallel scan segments (threads) of this process (default 4)")
+    parser.add_argument("--segment", type=int_between(0), default=0, metavar="I",
+                        help="with --total-segments N: this process's share, 0..N-1 (default 0)")
+    parser.add_argument("--total-segments", type=int_between(1, 1000), default=1, metavar="N",
+                        help="split the run across N processes or machines, each run with the same --segments "
+                             "and its own --segment; together they cover every item once (default 1)")
+    parser.add_argument("--page-size", type=int_between(1, 10000), default=500,
+                        help="items per Scan page (default 500); memory is a page per segment")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help=f"checkpoint file (default .ops-state/<stage>-{verb}[-<I>-of-<N>].json)")
+    parser.add_argument("--restart", action="store_true", help="discard an existing checkpoint and start over")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+
+
+def scan_share_of(args: argparse.Namespace) -> ScanShare:
+    """This process's share of the run (UsageError when --segment is not below --total-segments)."""
+    try:
+        return ScanShare(args.segments, args.segment, args.total_segments)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+
+
+def checkpoint_path(args: argparse.Namespace, verb: str) -> Path:
+    """`--checkpoint`, else `.ops-state/<stage>-<verb>.json` (one file per share of a split run)."""
+    if args.checkpoint is not None:
+        return Path(args.checkpoint)
+    share = f"-{args.segment}-of-{args.total_segments}" if args.total_segments > 1 else ""
+    return STATE_DIR / f"{args.stage}-{verb}{share}.json"
 
 
 def settings_of(args: argparse.Namespace) -> Settings:

@@ -30,10 +30,10 @@ from chalicelib import clients
 from chalicelib.clock import iso_utc, utc_now
 from chalicelib.config import Settings
 from chalicelib.dead_letters import LetterStore
-from ops.consumer_metrics import SUMMED, ConsumerWindow, read_windows
 from ops.dead_letter_inbox import RAW_INGEST_REASON, DeadLetterInbox, InboxMessage, queue_depth
 from ops.stage_options import VISIBILITY_SECONDS, WAIT_SECONDS, add_config_option, console, settings_of
 from ops.table_scan import TableScanner
+from tooling.consumer_metrics import consumers_table, read_windows
 
 HELP = "show item counts, queue depths, the consumers' last hour and (--peek) dead letters by consumer and reason"
 
@@ -115,18 +115,6 @@ def queue_rows(settings: Settings, sqs: Any) -> list[tuple[str, str, str, str]]:
             continue
         rows.append((f"{label}: {name}", f"{depth['visible']:,}", f"{depth['in_flight']:,}", f"{depth['delayed']:,}"))
     return rows
-
-
-def consumers_table(windows: Sequence[ConsumerWindow]) -> Table:
-    """The consumers' last hour as a rich table: '-' where a consumer was not invoked (no data)."""
-    table = Table(title="consumers, last hour (CloudWatch metrics)")
-    for column in ("consumer", "records in", "applied", "dead-lettered", "retries", "AWS calls", "max lag"):
-        table.add_column(column, justify="left" if column == "consumer" else "right")
-    for window in windows:
-        counts = [f"{window.sums[name]:,.0f}" if window.sums[name] is not None else "-" for name in SUMMED]
-        lag = f"{window.max_lag_ms / 1000:,.1f} s" if window.max_lag_ms is not None else "-"
-        table.add_row(window.consumer, *counts, lag)
-    return table
 
 
 def run(args: argparse.Namespace) -> int:

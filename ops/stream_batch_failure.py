@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from local_stack.lambda_shapes import lambda_stream_record
+from tooling.lambda_shapes import lambda_stream_record
 
 # Lambda function (handler) name in app.py → the consumer it runs.
 HANDLER_CONSUMERS = {"replicate_users": "replication", "fanout_users": "fanout", "process_orders": "orders"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,19 +59,6 @@ class TableScanner:
             if not key:
                 return
 
-    def all_items(self, total_segments: int = 4, on_page: Callable[[Page], None] | None = None) -> list[dict[str, Any]]:
-        """Every item, scanned by `total_segments` threads in parallel."""
-        def scan_segment(segment: int) -> list[dict[str, Any]]:
-            items: list[dict[str, Any]] = []
-            for page in self.pages(segment, total_segments):
-                items.extend(page.items)
-                if on_page is not None:
-                    on_page(page)
-            return items
-
-        with ThreadPoolExecutor(max_workers=total_segments, thread_name_prefix=f"scan-{self.table}") as pool:
-            return [item for items in pool.map(scan_segment, range(total_segments)) for item in items]
-
     def count(self) -> int:
         """The exact item count (Scan with Select=COUNT: reads the whole table, costs its read capacity)."""
         total, key = 0, None
@@ -86,10 +72,14 @@ class TableScanner:
             if not key:
                 return total
 
+    def describe(self) -> dict[str, Any]:
+        """DescribeTable's `Table`: ItemCount (free, but AWS refreshes it only about every six hours),
+        CreationDateTime (a table deleted and created again has a new one)."""
+        return dict(self._request(self._dynamodb.describe_table, {"TableName": self.table})["Table"])
+
     def approximate_count(self) -> int:
-        """DescribeTable's ItemCount: free, but AWS refreshes it only about every six hours."""
-        answer = self._request(self._dynamodb.describe_table, {"TableName": self.table})
-        return int(answer["Table"].get("ItemCount", 0))
+        """DescribeTable's ItemCount."""
+        return int(self.describe().get("ItemCount", 0))
 
     def _request(self, operation: Callable[..., Any], params: dict[str, Any]) -> Any:
         last: BaseException | None = None

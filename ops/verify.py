@@ -1,18 +1,29 @@
 """`python -m ops verify --stage S [--fix]`: compare USERS_BY_LOCATION_TABLE with the projection of the users table.
 
-Both tables are scanned (parallel segments, strongly consistent reads) and compared in memory by target
-key: missing (a user's projection is absent), stale (the target item differs from the projection,
-`source_sequence` ignored) and orphaned (no user projects to the target item). Exit status 1 on drift.
+Both tables are read page by page, never whole, so memory stays a page per thread at any table size:
 
-`--fix` repairs through the replay path: a stale or orphaned item is replaced or deleted only if it is
-still exactly what verify saw; a missing item is created only where none exists, and deleted again if
-its user moved or left meanwhile. So a repair never overwrites a change the stream made meanwhile
-(such items are reported as changed; run verify again).
+- the users table by a parallel segmented Scan; each page's projected keys are read from the target with
+  BatchGetItem (≤ 100 keys a call): a key with no item is **missing**, an item that differs from the
+  projection (values and DynamoDB types compared exactly) is **stale**;
+- the target table by a parallel segmented Scan; the users its keys name are read with BatchGetItem: an
+  item no user projects to is **orphaned**.
+
+Every read is strongly consistent. The run splits across processes (`--segment I --total-segments N`),
+shows progress and resumes from a checkpoint, as backfill does (ops/resumable_scan.py). Exit 1 on drift.
+
+`--fix` repairs each page as it is checked, through the replay path: a stale or orphaned item is replaced
+or deleted only if it is still exactly what verify saw; a missing item is created only where none exists,
+and deleted again if its user moved or left meanwhile. A repair never overwrites a change the stream made
+meanwhile (such items are counted as changed meanwhile; run verify again).
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -22,40 +33,63 @@ from chalicelib import clients
 from chalicelib.config import Settings
 from chalicelib.replication.projection import TargetKey
 from chalicelib.replication.replay import ConditionalTargetWriter, GuardedWrite, Outcome, WriteResult, plan_repair
-from ops.drift import Drift, find_drift
-from ops.progress import progress_bar
-from ops.stage_options import add_config_option, console, settings_of
+from ops.drift import Drift, check_targets, check_users, expected_keys, stored_key, user_email
+from ops.progress import counter, progress_bar
+from ops.resumable_scan import CheckpointMismatch, RunReport, ScanShare, SegmentedRun, open_run
+from ops.stage_options import (
+    add_config_option,
+    add_scan_options,
+    checkpoint_path,
+    console,
+    int_between,
+    scan_share_of,
+    settings_of,
+)
 from ops.table_scan import Page, TableScanner
 
 HELP = "report drift between source and target (missing, stale, orphaned); exit 1 on drift; --fix repairs it"
+SOURCE, TARGET = "source", "target"
+KINDS = ("missing", "stale", "orphaned")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
     parser.add_argument("--fix", action="store_true", help="repair missing, stale and orphaned target items")
-    parser.add_argument("--examples", type=int, default=5, help="examples shown per kind of drift (default 5)")
-    parser.add_argument("--segments", type=int, default=4, help="parallel scan segments per table (default 4)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    parser.add_argument("--examples", type=int_between(0), default=5,
+                        help="examples shown per kind of drift, first by key (default 5)")
+    add_scan_options(parser, "verify[-fix]")
 
 
-def scan_tables(settings: Settings, dynamodb: Any, segments: int, out: Console,
-                show_progress: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    """Every source user and every target item (and the Scan requests it took)."""
-    source = TableScanner(dynamodb, settings.users_table, consistent=True)
-    target = TableScanner(dynamodb, settings.users_by_location_table, consistent=True)
-    with progress_bar(out, enabled=show_progress) as progress:
-        def scan(scanner: TableScanner, label: str) -> list[dict[str, Any]]:
-            task = progress.add_task(f"scan {label}", total=scanner.approximate_count() or None)
+class Examples:
+    """The first `limit` drifted keys of each kind, in key order whatever order the threads find them in."""
 
-            def on_page(page: Page) -> None:
-                progress.advance(task, len(page.items))
+    def __init__(self, limit: int, saved: Mapping[str, Any] | None = None):
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._found: dict[str, dict[tuple[str, str], str]] = {kind: {} for kind in (*KINDS, "failed")}
+        for kind, rows in (saved or {}).items():
+            for state, city_email, text in rows if kind in self._found else ():
+                self.add(kind, TargetKey(state, city_email), text)
 
-            items = scanner.all_items(segments, on_page)
-            progress.update(task, total=len(items), completed=len(items))
-            return items
+    def add(self, kind: str, key: TargetKey, text: str) -> None:
+        with self._lock:
+            found = self._found[kind]
+            found[(key.state, key.city_email)] = text
+            if len(found) > self._limit:
+                del found[max(found)]
 
-        users, items = scan(source, "source"), scan(target, "target")
-    return users, items, source.calls + target.calls
+    def shown(self, kind: str) -> list[str]:
+        with self._lock:
+            return [text for _, text in sorted(self._found[kind].items())]
+
+    def as_notes(self) -> dict[str, list[list[str]]]:
+        with self._lock:
+            return {kind: [[state, city_email, text] for (state, city_email), text in sorted(found.items())]
+                    for kind, found in self._found.items()}
+
+
+def key_text(key: TargetKey) -> str:
+    return f"{key.state} / {key.city_email}"
 
 
 def repairs_for(drift: Drift) -> tuple[list[GuardedWrite], list[GuardedWrite]]:
@@ -72,25 +106,98 @@ def repair(writer: ConditionalTargetWriter, drift: Drift) -> list[WriteResult]:
     return writer.create_missing(create) + writer.apply(change)
 
 
-def _key_text(key: TargetKey) -> str:
-    return f"{key.state} / {key.city_email}"
+class PageCheck:
+    """Checks the pages of one segment thread (and repairs them with --fix); `calls` counts its requests."""
+
+    def __init__(self, writer: ConditionalTargetWriter, fix: bool, examples: Examples):
+        self._writer = writer
+        self._fix = fix
+        self._examples = examples
+
+    @property
+    def calls(self) -> int:
+        return self._writer.calls
+
+    def handle(self, scan: str, page: Page) -> dict[str, int]:
+        if scan == SOURCE:
+            drift = check_users(page.items, self._writer.read_targets(expected_keys(page.items)))
+        else:
+            emails = [email for email in (user_email(stored_key(item)) for item in page.items) if email]
+            drift = check_targets(page.items, self._writer.read_sources(emails))
+        for entry in drift.missing:
+            self._examples.add("missing", entry.key, key_text(entry.key))
+        for stale in drift.stale:
+            self._examples.add("stale", stale.key, f"{key_text(stale.key)}  differs in: {', '.join(stale.differences)}")
+        for orphan in drift.orphaned:
+            self._examples.add("orphaned", orphan.key, key_text(orphan.key))
+        counts = {"source_items": drift.source_items, "expected_items": drift.expected_items,
+                  "target_items": drift.target_items, "missing": len(drift.missing), "stale": len(drift.stale),
+                  "orphaned": len(drift.orphaned)}
+        if self._fix and drift.total:
+            results = repair(self._writer, drift)
+            for result in results:
+                if result.outcome is Outcome.FAILED:
+                    self._examples.add("failed", result.write.key, f"{key_text(result.write.key)}: {result.error}")
+            counts["repaired"] = sum(1 for r in results if r.outcome is Outcome.APPLIED)
+            counts["changed_meanwhile"] = sum(1 for r in results
+                                              if r.outcome in (Outcome.SUPERSEDED, Outcome.SOURCE_CHANGED))
+            counts["repair_failed"] = sum(1 for r in results if r.outcome is Outcome.FAILED)
+        return counts
 
 
-def drift_table(drift: Drift, examples: int) -> Table:
-    """Counts of each kind of drift with a few examples."""
+@dataclass
+class VerifyReport(RunReport):
+    """A verify run's end: its counts, and the first examples of each kind of drift."""
+
+    examples: Examples = field(default_factory=lambda: Examples(0))
+
+    @property
+    def drift(self) -> int:
+        return sum(self.total(kind) for kind in KINDS)
+
+
+def run_verify(settings: Settings, dynamodb: Any, path: Path, share: ScanShare, page_size: int = 500,
+               fix: bool = False, restart: bool = False, examples: int = 5, show_progress: bool = False,
+               out: Console | None = None) -> VerifyReport:
+    """Run (or resume) this process's share of a verify; the checkpoint is removed once it completes."""
+    identity = {"verb": "verify", "source": settings.users_table, "target": settings.users_by_location_table,
+                "share": f"{share.share} of {share.shares}", "fix": fix}
+    scanners = {SOURCE: TableScanner(dynamodb, settings.users_table, page_size, consistent=True),
+                TARGET: TableScanner(dynamodb, settings.users_by_location_table, page_size, consistent=True)}
+    checkpoint, estimates = open_run(path, identity, scanners, share, restart)
+    found = Examples(examples, checkpoint.notes.get("examples"))
+
+    def new_check() -> PageCheck:
+        writer = ConditionalTargetWriter(dynamodb, settings.users_table, settings.users_by_location_table)
+        return PageCheck(writer, fix, found)
+
+    with progress_bar(out or console(), enabled=show_progress) as progress:
+        tasks = {}
+        for scan, scanner in scanners.items():
+            done = checkpoint.total(f"{scan}_items")
+            estimate = estimates[scan]
+            tasks[scan] = progress.add_task(f"{scan} {scanner.table}", total=max(estimate, done) or None,
+                                            completed=done)
+
+        counters = {scan: counter(progress, task) for scan, task in tasks.items()}
+        run = SegmentedRun(checkpoint, scanners, new_check, lambda scan, count: counters[scan](scan, count),
+                           notes=lambda: {"examples": found.as_notes()}).run()
+        if checkpoint.complete:
+            for scan, task in tasks.items():
+                progress.update(task, total=checkpoint.total(f"{scan}_items", scan))
+    return VerifyReport(checkpoint, run.errors, run.interrupted, run.calls, found)
+
+
+def drift_table(report: VerifyReport) -> Table:
+    """Counts of each kind of drift with the first examples by key."""
     table = Table(title="drift")
     table.add_column("kind")
     table.add_column("count", justify="right")
     table.add_column("examples (state / city#email)")
-    rows: list[tuple[str, int, list[str]]] = [
-        ("missing", len(drift.missing), [_key_text(m.key) for m in drift.missing[:examples]]),
-        ("stale", len(drift.stale),
-         [f"{_key_text(s.key)}  differs in: {', '.join(s.differences)}" for s in drift.stale[:examples]]),
-        ("orphaned", len(drift.orphaned), [_key_text(o.key) for o in drift.orphaned[:examples]]),
-    ]
-    for kind, count, shown in rows:
+    for kind in KINDS:
+        count, shown = report.total(kind), report.examples.shown(kind)
         more = count - len(shown)
-        text = "\n".join(shown) + (f"\n… and {more:,} more" if more > 0 else "")
+        text = "\n".join(shown) + (f"\n… and {more:,} more" if more > 0 and shown else "")
         table.add_row(kind, f"{count:,}", text or "-")
     return table
 
@@ -98,36 +205,49 @@ def drift_table(drift: Drift, examples: int) -> Table:
 def run(args: argparse.Namespace) -> int:
     out = console()
     settings = settings_of(args)
-    dynamodb = clients.client("dynamodb")
-    users, items, calls = scan_tables(settings, dynamodb, max(1, args.segments), out, not args.no_progress)
-    drift = find_drift(users, items)
+    share = scan_share_of(args)
+    path = checkpoint_path(args, "verify-fix" if args.fix else "verify")  # a --fix run resumes only a --fix run
+    try:
+        report = run_verify(settings, clients.client("dynamodb"), path, share, args.page_size, args.fix,
+                            args.restart, args.examples, show_progress=not args.no_progress, out=out)
+    except CheckpointMismatch as error:
+        out.print(f"[red]{error}[/red]")
+        return 2
 
     counts = Table(title=f"verify {settings.users_table} → {settings.users_by_location_table}")
     for column in ("source items", "expected target items", "target items"):
         counts.add_column(column, justify="right")
-    counts.add_row(f"{drift.source_items:,}", f"{drift.expected_items:,}", f"{drift.target_items:,}")
+    counts.add_row(*(f"{report.total(name):,}" for name in ("source_items", "expected_items", "target_items")))
     out.print(counts)
-    out.print(drift_table(drift, max(0, args.examples)))
-    if drift.total == 0:
-        out.print(f"[green]no drift[/green] ({calls:,} Scan requests)")
+    if share.shares > 1:
+        out.print(f"this process: {share.describe()} — the counts cover this share only")
+    out.print(drift_table(report))
+    if args.fix and report.drift:
+        fixed = Table(title="repairs")
+        for column in ("applied", "changed meanwhile (left alone)", "failed"):
+            fixed.add_column(column, justify="right")
+        fixed.add_row(*(f"{report.total(name):,}" for name in ("repaired", "changed_meanwhile", "repair_failed")))
+        out.print(fixed)
+        for problem in report.examples.shown("failed"):
+            out.print(f"[red]{problem}[/red]")
+    if report.checkpoint.discarded:
+        out.print(f"[yellow]{path} was of tables since created again: started over[/yellow]")
+    if report.checkpoint.resumed:
+        out.print(f"resumed from {path} (a run started {report.checkpoint.started_at})")
+    out.print(f"DynamoDB requests this run: {report.calls:,}")
+    if not report.complete:
+        for problem in report.errors:
+            out.print(f"[red]{problem}[/red]")
+        state = "interrupted" if report.interrupted else "stopped"
+        out.print(f"[yellow]verify {state}: progress kept in {path}; run the same command to resume[/yellow]")
+        return 130 if report.interrupted else 1
+    if report.drift == 0:
+        out.print("[green]no drift[/green]")
         return 0
     if not args.fix:
-        out.print(f"[red]drift: {drift.total:,} target item(s) differ[/red] (run with --fix to repair)")
+        out.print(f"[red]drift: {report.drift:,} target item(s) differ[/red] (run with --fix to repair)")
         return 1
-
-    writer = ConditionalTargetWriter(dynamodb, settings.users_table, settings.users_by_location_table)
-    results = repair(writer, drift)
-    outcomes = {outcome: sum(1 for r in results if r.outcome is outcome) for outcome in Outcome}
-    fixed = Table(title="repairs")
-    for column in ("applied", "changed meanwhile (left alone)", "failed"):
-        fixed.add_column(column, justify="right")
-    meanwhile = outcomes[Outcome.SUPERSEDED] + outcomes[Outcome.SOURCE_CHANGED]
-    fixed.add_row(f"{outcomes[Outcome.APPLIED]:,}", f"{meanwhile:,}", f"{outcomes[Outcome.FAILED]:,}")
-    out.print(fixed)
-    for result in [r for r in results if r.outcome is Outcome.FAILED][:args.examples]:
-        out.print(f"[red]{_key_text(result.write.key)}: {result.error}[/red]")
-    out.print(f"DynamoDB requests: {calls + writer.calls:,}")
-    if outcomes[Outcome.APPLIED] == len(results):
+    if report.total("repaired") == report.drift:
         out.print("[green]drift repaired[/green]")
         return 0
     out.print("[yellow]some drift was not repaired; run verify again[/yellow]")

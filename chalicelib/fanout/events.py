@@ -71,11 +71,6 @@ class FanoutEntry:
     size: int
     truncated: bool
 
-    @property
-    def event_id(self) -> str:
-        """The stream record's eventID."""
-        return self.record.event_id
-
 
 def build_entry(record: StreamRecord, source: str, *, table: str = "", received_at: datetime | None = None,
                 max_bytes: int = DEFAULT_MAX_BYTES) -> FanoutEntry:

@@ -33,11 +33,10 @@ class TargetKey:
 
 @dataclass(frozen=True)
 class TargetWrite:
-    """Put `item` at `key`, or delete `key` when `item` is None; `sequence` is the record's position."""
+    """Put `item` at `key`, or delete `key` when `item` is None."""
 
     key: TargetKey
     item: dict[str, Any] | None
-    sequence: str = ""
 
 
 def stored_sequence(sequence_number: str) -> str:
@@ -102,7 +101,7 @@ def plan_writes(record: StreamRecord) -> list[TargetWrite]:
     new_item = project_user(new) if kind is not EventName.REMOVE else None
     new_key = target_key(new) if new_item is not None else None
     if old_key is not None and old_key != new_key:
-        writes.append(TargetWrite(old_key, None, record.sequence_number))
+        writes.append(TargetWrite(old_key, None))
     if new_key is not None and new_item is not None:
-        writes.append(TargetWrite(new_key, new_item, record.sequence_number))
+        writes.append(TargetWrite(new_key, new_item))
     return writes

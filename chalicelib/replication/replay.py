@@ -191,9 +191,6 @@ def plan_repair(key: TargetKey, source_user: Mapping[str, Any] | None,
         return GuardedWrite(key, expected, condition, SourceGuard.of(str(source_user["email"]), source_user))
     # Replacing an item that must still be exactly what was seen: if the stream deleted or rewrote it
     # meanwhile the condition fails, and a later change is still on its way through the stream.
-    # Keep the stream position: the repair fixes content, it does not claim to be newer.
-    if SEQUENCE_ATTRIBUTE in seen:
-        expected = {**expected, SEQUENCE_ATTRIBUTE: seen[SEQUENCE_ATTRIBUTE]}
     return GuardedWrite(key, expected, condition)
 
 
@@ -248,8 +245,11 @@ def target_condition(condition: TargetCondition) -> dict[str, Any]:
 class ConditionalTargetWriter:
     """Applies guarded writes as conditional PutItem/DeleteItem, confirming the source of guarded puts.
 
-    `calls` counts every DynamoDB request (reads included) for tests and benchmarks.
+    `calls` counts every DynamoDB request (reads included) for tests and benchmarks. `before_write`, when
+    set, is called with each write before it is sent (a write-rate limit: `ops backfill --max-wcu`).
     """
+
+    before_write: Callable[[GuardedWrite], None] | None = None
 
     def __init__(self, dynamodb: Any, users_table: str, target_table: str, backoff: Backoff | None = None):
         self._dynamodb = dynamodb
@@ -274,6 +274,12 @@ class ConditionalTargetWriter:
         typed = [typed_item(key.as_key()) for key in dict.fromkeys(keys)]
         found = self._batch_get(self.target_table, typed, {"#s": "state", "#k": "city_email"})
         return {TargetKey(item["state"], item["city_email"]) for item in found}
+
+    def read_targets(self, keys: Sequence[TargetKey]) -> dict[TargetKey, dict[str, Any]]:
+        """The target items at `keys` (those that exist), by key."""
+        typed = [typed_item(key.as_key()) for key in dict.fromkeys(keys)]
+        found = self._batch_get(self.target_table, typed)
+        return {TargetKey(item["state"], item["city_email"]): item for item in found}
 
     def read_sources(self, emails: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The current source items of `emails` (those that exist), by email."""
@@ -335,6 +341,8 @@ class ConditionalTargetWriter:
 
     def _single(self, write: GuardedWrite) -> WriteResult:
         params = target_condition(write.condition)
+        if self.before_write is not None:
+            self.before_write(write)
         try:
             if write.item is None:
                 self._call(lambda: self._dynamodb.delete_item(

@@ -44,3 +44,17 @@ def typed_item(item: Mapping[str, Any]) -> dict[str, Any]:
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """A low-level client's typed item → plain Python values (binary already bytes)."""
     return plain_image(item)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as DynamoDB values, type included (Python's `True == Decimal(1)` would hide a BOOL → N change).
+
+    The one comparison of plain values: the fan-out's `changedAttributes` and `ops verify`'s stale items.
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from chalicelib.clock import from_epoch
-from chalicelib.stream.images import plain_image
+from chalicelib.stream.images import plain_image, same_value
 
 
 class EventName(StrEnum):
@@ -64,12 +64,6 @@ class StreamRecord:
     def sequence_number(self) -> str:
         """The stream sequence number ('' when absent)."""
         return str(self._dynamodb.get("SequenceNumber", ""))
-
-    @property
-    def sequence(self) -> int:
-        """The sequence number as an integer for ordering (-1 when absent or not numeric)."""
-        text = self.sequence_number
-        return int(text) if text.isdigit() else -1
 
     @property
     def source_arn(self) -> str | None:
@@ -126,7 +120,7 @@ class StreamRecord:
             return []
         names = set(self.new) | set(self.old)
         return sorted(n for n in names if n not in self.new or n not in self.old
-                      or not _same_value(self.new[n], self.old[n]))
+                      or not same_value(self.new[n], self.old[n]))
 
     def _image(self, field: str) -> dict[str, Any] | None:
         image = self._dynamodb.get(field)
@@ -142,13 +136,3 @@ class StreamRecord:
     def __repr__(self) -> str:
         return f"StreamRecord({self.event_name_text} seq={self.sequence_number} keys={self.keys!r})"
 
-
-def _same_value(a: Any, b: Any) -> bool:
-    """Equal as DynamoDB values: same type too (Python's `True == Decimal(1)` would hide a BOOL→N change)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)

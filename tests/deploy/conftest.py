@@ -51,6 +51,7 @@ class Package:
     sam_text: str
     sam: dict[str, Any]
     cloudformation: dict[str, Any]  # after the SAM transform, as CloudFormation deploys it
+    deployment_zip: Path  # the code Lambda runs
 
     def resources(self, kind: str, template: str = "cloudformation") -> dict[str, dict[str, Any]]:
         chosen = self.cloudformation if template == "cloudformation" else self.sam
@@ -85,7 +86,7 @@ def package(stage: str, workdir: Path) -> Package:
     sam_text = (out / "sam.yaml").read_text()
     sam = yaml.safe_load(sam_text)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    return Package(stage, sam_text, sam, sam_to_cloudformation(sam, stage))
+    return Package(stage, sam_text, sam, sam_to_cloudformation(sam, stage), out / "deployment.zip")
 
 
 @pytest.fixture(scope="session")

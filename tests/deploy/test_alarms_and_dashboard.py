@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 import pytest
+from cfnlint.decode.cfn_yaml import loads as parse_template  # CloudFormation YAML, short tags included
 
 from chalicelib.observability.metrics import COUNT_METRICS, STREAM_LAG_MS
-from local_stack.deployment import parse_template
 from tests.deploy.conftest import INFRA_TEMPLATE, AppShape, Package
 from tests.deploy.test_package import logical_id, sub_with_stage
 
@@ -60,7 +60,7 @@ def test_every_dead_letter_queue_alarms_on_depth_and_on_age(template: dict[str, 
     queues = dead_letter_queues(template)
     assert queues == {"IngestDeadLetterQueue", "StreamDeadLetterQueue"}
     for queue in queues:
-        key = json.dumps({"Fn::GetAtt": f"{queue}.QueueName"}, sort_keys=True)
+        key = json.dumps({"Fn::GetAtt": [queue, "QueueName"]}, sort_keys=True)  # CloudFormation's own form
         visible = alarms_on(template, "ApproximateNumberOfMessagesVisible", "QueueName")[key]
         assert (visible["Threshold"], visible["ComparisonOperator"]) == (0, "GreaterThanThreshold")
         age = alarms_on(template, "ApproximateAgeOfOldestMessage", "QueueName")[key]

@@ -16,10 +16,10 @@ import pytest
 from moto import mock_aws
 
 from ops import provision
-from ops.api_throttling import StageThrottler, Throttling, deployed_rest_api, stage_throttling
-from ops.event_sources import MERGE_TEMPLATE_PATH
+from ops.api_throttling import StageThrottler, deployed_rest_api
 from tests.deploy.conftest import CHALICE_DIR, Package
 from tests.deploy.test_package import stage_limits
+from tooling.merge_template import MERGE_TEMPLATE_PATH, Throttling, stage_throttling
 
 TEMPLATE = MERGE_TEMPLATE_PATH.read_text()
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode_str
 
-from ops.infrastructure import OUTPUT_VARIABLES
 from tests.deploy.conftest import INFRA_TEMPLATE
+from tooling.infrastructure import OUTPUT_VARIABLES
 
 PUBLIC_ACCESS_BLOCK = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
 BUCKET_ALGORITHMS = {"AES256", "aws:kms", "aws:kms:dsse"}

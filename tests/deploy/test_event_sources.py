@@ -14,10 +14,11 @@ from moto import mock_aws
 
 from chalicelib.backoff import Backoff, no_sleep
 from ops import policies
-from ops.event_sources import MERGE_TEMPLATE_PATH, MappingTuner, Scope, mapping_settings
+from ops.event_sources import MappingTuner
 from tests.deploy.conftest import AppShape, Package
 from tests.deploy.test_package import logical_id, mappings_by_function
 from tests.support.faults import FaultyClient, client_error
+from tooling.merge_template import MERGE_TEMPLATE_PATH, Scope, mapping_settings
 
 PROD = Scope(stage="prod", partition="aws", region="us-east-1", account="123456789012")
 

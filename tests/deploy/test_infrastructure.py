@@ -1,4 +1,4 @@
-"""ops.infrastructure.deploy_stack: create, update, no-op update, and the stack states it refuses to touch."""
+"""tooling.infrastructure.deploy_stack: create, update, no-op update, and the stack states it refuses to touch."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ops.infrastructure import OUTPUT_VARIABLES, TEMPLATE_PATH, deploy_stack, stack_name, stack_state
 from tests.support.faults import FaultyClient
+from tooling.infrastructure import OUTPUT_VARIABLES, TEMPLATE_PATH, deploy_stack, stack_name, stack_state
 
 
 @pytest.mark.parametrize("status, state", [

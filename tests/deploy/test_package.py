@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 from cfnlint.api import lint
+from cfnlint.decode.cfn_yaml import loads as parse_template  # CloudFormation YAML, short tags included
 
-from local_stack.deployment import parse_template
 from ops import policies
 from tests.deploy.conftest import CHALICE_DIR, INFRA_TEMPLATE, MERGE_TEMPLATE, AppShape, Package
 
@@ -241,7 +241,7 @@ def stage_limits(package: Package) -> tuple[str, list[dict[str, Any]]]:
 @pytest.mark.parametrize("stage", ["prod", "dev"])
 def test_the_api_stage_throttles_every_method_with_the_merge_templates_limits(
         stage: str, request: pytest.FixtureRequest, chalice_config: dict[str, Any]) -> None:
-    from ops.api_throttling import stage_throttling
+    from tooling.merge_template import stage_throttling
 
     package: Package = request.getfixturevalue(f"{stage}_package")
     name, settings = stage_limits(package)

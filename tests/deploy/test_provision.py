@@ -16,8 +16,8 @@ from moto import mock_aws
 
 from chalicelib import clients
 from ops import policies, provision
-from ops.infrastructure import OUTPUT_VARIABLES, stack_name
 from tests.deploy.conftest import CHALICE_DIR
+from tooling.infrastructure import OUTPUT_VARIABLES, stack_name
 
 
 def run_provision(*argv: str) -> int:

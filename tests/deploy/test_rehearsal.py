@@ -22,8 +22,8 @@ import boto3
 import pytest
 
 from ops import policies
-from ops.infrastructure import stack_name
 from tests.deploy.conftest import CHALICE, AppShape, clean_env, copy_project
+from tooling.infrastructure import stack_name
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from local_stack import loadgen, moto_patches
-from ops.infrastructure import stage_environment
+from tooling.infrastructure import stage_environment
 from tests.e2e.conftest import CONFIG, ROOT, STAGE_VARIABLES, LocalStackProcess, eventually, free_port, running
 
 pytestmark = pytest.mark.e2e

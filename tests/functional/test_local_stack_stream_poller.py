@@ -8,10 +8,10 @@ from typing import Any
 import boto3
 
 from local_stack.delivery import RetryPolicy
-from local_stack.deployment import MappingSettings
 from local_stack.invocation import Invoker
 from local_stack.sources import StreamSource
 from local_stack.stream_poller import StreamPoller
+from tooling.merge_template import MappingSettings
 
 
 class Clock:

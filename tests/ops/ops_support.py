@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from chalicelib.replication.projection import TargetKey, public_target_item
+from chalicelib.replication.projection import TargetKey
 from chalicelib.stream.images import plain_item, typed_item
 
 RunOps = Callable[..., int]
@@ -48,10 +48,5 @@ def all_items(table: str) -> list[dict[str, Any]]:
 
 
 def target_by_key(table: str) -> dict[TargetKey, dict[str, Any]]:
-    """The target table by key, bookkeeping attributes included."""
+    """The target table by key, every attribute as stored."""
     return {TargetKey(item["state"], item["city_email"]): item for item in all_items(table)}
-
-
-def public_target(table: str) -> dict[TargetKey, dict[str, Any]]:
-    """The target table by key, as readers see it."""
-    return {key: public_target_item(item) for key, item in target_by_key(table).items()}

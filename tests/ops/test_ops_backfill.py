@@ -12,9 +12,9 @@ import boto3
 import pytest
 
 from chalicelib import clients
-from chalicelib.replication.projection import SEQUENCE_ATTRIBUTE, TargetKey, project_user, stored_sequence
+from chalicelib.replication.projection import TargetKey, project_user
 from chalicelib.stream.images import plain_item, typed_item
-from tests.ops.ops_support import RunOps, public_target, put_items, target_by_key, user
+from tests.ops.ops_support import RunOps, put_items, target_by_key, user
 from tests.support.faults import CallCounter, FaultyClient
 from tests.support.resources import StageResources
 
@@ -53,7 +53,7 @@ def test_backfill_of_2000_items_then_verify_finds_no_drift(aws: StageResources, 
     assert run_ops("backfill", "--segments", "4", "--page-size", "250") == 0
 
     # THEN the target is exactly the projection: one conditional put per user, reads batched by 100
-    assert public_target(aws["UsersByLocationTable"]) == expected_target(users)
+    assert target_by_key(aws["UsersByLocationTable"]) == expected_target(users)
     assert counter["PutItem"] == 2000
     assert counter["BatchGetItem"] <= 2 * (2000 // 100 + 4 * 3)  # target check + source re-read per page
     assert counter["BatchWriteItem"] == 0 and counter["TransactWriteItems"] == 0
@@ -70,7 +70,8 @@ def test_backfill_never_overwrites_a_newer_target_item(aws: StageResources, run_
     # GIVEN the stream already replicated a newer state of user 1 (inactive) that backfill's scan cannot see
     users = [user(n) for n in range(20)]
     put_items(aws["UsersTable"], users)
-    newer = {**project_user(user(1, active=False)), SEQUENCE_ATTRIBUTE: stored_sequence("500")}  # type: ignore[dict-item]
+    newer = project_user(user(1, active=False))
+    assert newer is not None
     put_items(aws["UsersByLocationTable"], [newer])
 
     # WHEN backfilling
@@ -107,7 +108,7 @@ def test_a_user_moved_or_deleted_during_backfill_is_not_resurrected(aws: StageRe
     # THEN the moved user is copied where it lives now, the deleted one not at all
     now = [u for u in users if u["email"] != users[4]["email"]]
     now[3] = user(3, city="Shelbyville")
-    assert public_target(aws["UsersByLocationTable"]) == expected_target(now)
+    assert target_by_key(aws["UsersByLocationTable"]) == expected_target(now)
 
 
 @pytest.mark.parametrize("crash", ["scan", "after-write"])
@@ -146,7 +147,7 @@ def test_backfill_interrupted_and_resumed_copies_everything_exactly_once(
     assert run_ops("backfill", "--segments", "3", "--page-size", "40") == 1
     # THEN its checkpoint is kept, with part of the work done
     saved = json.loads(checkpoint.read_text())
-    assert not all(segment["done"] for segment in saved["segments"])
+    assert not all(segment["done"] for segment in saved["scans"]["source"])
     copied_first = sum(recorder.puts.values())
     assert 0 < copied_first < 600
 
@@ -156,23 +157,62 @@ def test_backfill_interrupted_and_resumed_copies_everything_exactly_once(
 
     # THEN every user was copied exactly once over both runs, and the checkpoint is gone
     assert recorder.puts == Counter(expected_target(users).keys())
-    assert public_target(aws["UsersByLocationTable"]) == expected_target(users)
+    assert target_by_key(aws["UsersByLocationTable"]) == expected_target(users)
     assert not checkpoint.exists()
 
 
-def test_a_checkpoint_of_other_tables_is_refused(aws: StageResources, run_ops: RunOps, tmp_path: Path) -> None:
+def test_a_checkpoint_of_other_tables_is_refused(aws: StageResources, run_ops: RunOps, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN a checkpoint left by a backfill of another stage's tables
     checkpoint = tmp_path / "backfill.json"
-    checkpoint.write_text(json.dumps({"source_table": "other-users", "target_table": "other-target",
-                                      "total_segments": 1, "segments": [{"last_key": None}]}))
+    checkpoint.write_text(json.dumps({"identity": {"verb": "backfill", "source": "other-users",
+                                                   "target": "other-target", "share": "0 of 1"},
+                                      "total_segments": 1, "scans": {"source": [{"segment": 0}]}}))
     put_items(aws["UsersTable"], [user(1)])
 
-    # WHEN backfilling THEN it refuses (exit 2) and writes nothing
+    # WHEN backfilling THEN it refuses (exit 2), naming both runs, and writes nothing
     assert run_ops("backfill") == 2
-    assert public_target(aws["UsersByLocationTable"]) == {}
+    assert "source other-users" in capsys.readouterr().out
+    assert target_by_key(aws["UsersByLocationTable"]) == {}
     # AND --restart discards the foreign checkpoint
     assert run_ops("backfill", "--restart") == 0
-    assert len(public_target(aws["UsersByLocationTable"])) == 1
+    assert len(target_by_key(aws["UsersByLocationTable"])) == 1
+
+
+def test_a_checkpoint_of_tables_since_created_again_is_set_aside(aws: StageResources, run_ops: RunOps,
+                                                                 tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a checkpoint of these table names, from before they were deleted and created again (a new local
+    # stack), that says every segment is done
+    checkpoint = tmp_path / "backfill.json"
+    checkpoint.write_text(json.dumps({
+        "identity": {"verb": "backfill", "source": aws["UsersTable"], "target": aws["UsersByLocationTable"],
+                     "share": "0 of 1"},
+        "tables_created": {aws["UsersTable"]: "2020-01-01 00:00:00+00:00"},
+        "total_segments": 1, "scans": {"source": [{"segment": 0, "done": True}]}}))
+    put_items(aws["UsersTable"], [user(n) for n in range(3)])
+
+    # WHEN backfilling THEN it starts over, says so, and copies everything
+    assert run_ops("backfill") == 0
+    assert "created again: started over" in capsys.readouterr().out
+    assert len(target_by_key(aws["UsersByLocationTable"])) == 3
+
+
+def test_two_processes_split_one_backfill(aws: StageResources, run_ops: RunOps, tmp_path: Path) -> None:
+    # GIVEN 300 users, and a backfill split in two (each process its own checkpoint, as by default)
+    users = [user(n) for n in range(300)]
+    put_items(aws["UsersTable"], users)
+    recorder = PutRecorder(aws["UsersByLocationTable"])
+    clients.override("dynamodb", FaultyClient(clients.client("dynamodb"), put_item=recorder))
+
+    # WHEN share 0, then share 1 runs
+    for share in ("0", "1"):
+        assert run_ops("backfill", "--segments", "2", "--segment", share, "--total-segments", "2",
+                       "--page-size", "50", "--checkpoint", str(tmp_path / f"share-{share}.json")) == 0
+
+    # THEN every user was copied exactly once between them
+    assert recorder.puts == Counter(expected_target(users).keys())
+    assert target_by_key(aws["UsersByLocationTable"]) == expected_target(users)
 
 
 def test_backfill_of_an_empty_table_completes(aws: StageResources, run_ops: RunOps) -> None:

@@ -16,8 +16,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from chalicelib.stream.images import typed_item
-from ops.infrastructure import deploy_stack, stage_environment
 from tests.ops.ops_support import user
+from tooling.infrastructure import deploy_stack, stage_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 

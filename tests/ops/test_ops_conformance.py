@@ -23,10 +23,10 @@ from moto.server import ThreadedMotoServer
 from chalicelib.dead_letters import DeadLetter, DeadLetterQueue
 from chalicelib.stream.images import plain_item, typed_item
 from ops.__main__ import main
-from ops.infrastructure import deploy_stack, stage_environment
 from tests.ops.ops_support import put_items, user
 from tests.support.events import insert, sqs_message
 from tests.support.resources import StageResources
+from tooling.infrastructure import deploy_stack, stage_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE_VERBS = ("backfill", "verify", "redrive", "status")

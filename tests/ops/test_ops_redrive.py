@@ -13,7 +13,7 @@ from chalicelib import clients, components
 from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, parse_location
 from chalicelib.replication.projection import SEQUENCE_ATTRIBUTE, TargetKey, project_user
 from chalicelib.stream.images import plain_item, typed_item
-from tests.ops.ops_support import RunOps, public_target, put_items, target_by_key, user
+from tests.ops.ops_support import RunOps, put_items, target_by_key, user
 from tests.support.events import insert, modify, remove, sqs_message
 from tests.support.faults import FaultyClient, client_error
 from tests.support.resources import StageResources
@@ -109,7 +109,7 @@ def test_dry_run_applies_and_deletes_nothing(aws: StageResources, letters_of_eve
     # THEN it says what would happen, and every letter is still there, visible again
     out = capsys.readouterr().out
     assert "would apply" in out and "put " in out and "process the order" in out
-    assert public_target(aws["UsersByLocationTable"]) == {}
+    assert target_by_key(aws["UsersByLocationTable"]) == {}
     assert order(aws, "o-1")["status"] == "PENDING"
     assert device_items(aws) == []
     assert len(letter_bodies(aws["StreamDlqUrl"])) == 3
@@ -219,7 +219,7 @@ def test_a_batch_lambda_gave_up_on_is_re_read_from_the_stream_and_replayed(
     assert run_ops("redrive") == 1
 
     # THEN exactly the two users of that batch are replicated, its record is deleted, the other stays
-    assert public_target(aws["UsersByLocationTable"]) == {
+    assert target_by_key(aws["UsersByLocationTable"]) == {
         TargetKey(u["state"], f"{u['city']}#{u['email']}"): project_user(u) for u in users[1:]}
     out = capsys.readouterr().out
     assert "unknown function" in out and "deleted 1 applied letter(s)" in out
@@ -244,7 +244,7 @@ def test_a_letter_the_replication_consumer_wrote_itself_is_redriven(aws: StageRe
     assert run_ops("redrive", "--consumer", "replication") == 0
 
     # THEN alice is replicated and the letter is gone
-    assert public_target(aws["UsersByLocationTable"]) == {key_of(alice): project_user(alice)}
+    assert target_by_key(aws["UsersByLocationTable"]) == {key_of(alice): project_user(alice)}
     assert depth(aws["StreamDlqUrl"]) == 0
 
 
@@ -277,7 +277,7 @@ def test_a_user_who_moves_while_her_letter_is_replayed_is_not_resurrected(aws: S
 
     # WHEN redriving THEN only her new place is in the target, as the stream wrote it
     assert run_ops("redrive") == 0
-    assert public_target(aws["UsersByLocationTable"]) == {key_of(moved): project_user(moved)}
+    assert target_by_key(aws["UsersByLocationTable"]) == {key_of(moved): project_user(moved)}
     assert depth(aws["StreamDlqUrl"]) == 0
 
 

@@ -11,10 +11,10 @@ import pytest
 from chalicelib import clients
 from chalicelib.observability.metrics import ConsumerMetrics, emf_document
 from local_stack.function_output import metric_data
-from ops.consumer_metrics import metric_queries, read_windows, windows_of
 from tests.ops.ops_support import RunOps
 from tests.support.faults import CallCounter, FaultyClient, client_error
 from tests.support.resources import StageResources
+from tooling.consumer_metrics import metric_queries, read_windows, windows_of
 
 NOW = datetime.now(UTC)
 

@@ -18,7 +18,6 @@ from chalicelib.replication.replay import (
 )
 from chalicelib.stream.record import StreamRecord
 from ops.dead_letter_inbox import RAW_INGEST_REASON, classify
-from ops.drift import find_drift
 from tests.ops.ops_support import user
 from tests.support.events import insert, modify, remove
 
@@ -84,12 +83,11 @@ def test_backfill_creates_only_missing_items_and_skips_users_without_a_place() -
     assert plan_backfill({k: v for k, v in alice.items() if k != "state"}) is None
 
 
-def test_repair_keeps_the_stream_position_and_requires_the_item_it_saw() -> None:
+def test_repair_puts_exactly_the_projection_and_requires_the_item_it_saw() -> None:
     alice = user(1)
-    seen = {**project_user(alice), "active": "wrong", SEQUENCE_ATTRIBUTE: stored_sequence("7")}  # type: ignore[dict-item]
+    seen = {**project_user(alice), "active": "wrong", "zipcode": "12345"}  # type: ignore[dict-item]
     write = plan_repair(key_of(alice), alice, seen)
-    assert write is not None and write.item is not None
-    assert write.item[SEQUENCE_ATTRIBUTE] == stored_sequence("7") and write.item["active"] == alice["active"]
+    assert write is not None and write.item == project_user(alice)
     assert write.condition.kind is ConditionKind.UNCHANGED and write.condition.seen == seen
     assert write.source is None  # the item must still be what was seen: no need to check the user
     created = plan_repair(key_of(alice), alice, None)
@@ -109,18 +107,6 @@ def test_condition_expressions() -> None:
                                                 "AND #n4 = :v3 AND #n5 = :v4")
     assert target_condition(plan_backfill(user(1)).condition)["ConditionExpression"] == (  # type: ignore[union-attr]
         "attribute_not_exists(#n0)")
-
-
-def test_drift_finds_missing_stale_and_orphaned_items_ignoring_the_stream_position() -> None:
-    users = [user(n) for n in range(4)] + [{"email": "nowhere@example.com", "state": "CA"}]
-    in_step = {**project_user(users[0]), SEQUENCE_ATTRIBUTE: stored_sequence("5")}  # type: ignore[dict-item]
-    stale = {**project_user(users[1]), "active": "yes"}  # type: ignore[dict-item]
-    orphan = project_user(user(9))
-    drift = find_drift(users, [in_step, stale, orphan, project_user(users[3])])  # type: ignore[list-item]
-    assert [m.key for m in drift.missing] == [key_of(users[2])]
-    assert [(s.key, s.differences) for s in drift.stale] == [(key_of(users[1]), ("active",))]
-    assert [o.key for o in drift.orphaned] == [key_of(user(9))]
-    assert (drift.source_items, drift.expected_items, drift.target_items, drift.total) == (5, 4, 4, 3)
 
 
 def test_inbox_reads_envelopes_raw_ingest_messages_and_rejects_the_rest() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from ops.infrastructure import deploy_stack, stage_environment
+from tooling.infrastructure import deploy_stack, stage_environment
 
 STAGE = "test"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import boto3
 
-from local_stack.lambda_shapes import lambda_stream_record
+from tooling.lambda_shapes import lambda_stream_record
 
 
 class StreamReader:

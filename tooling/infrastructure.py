@@ -1,6 +1,6 @@
 """Deploy the one infrastructure template (infra/template.yaml) as a CloudFormation stack.
 
-Used by `python -m ops provision` and by the local stack, against AWS or the emulator
+Used by `python -m ops provision` and by the local stack (both import it from here), against AWS or the emulator
 (`AWS_ENDPOINT_URL`). The stack's Outputs map onto the SPEC's environment variables.
 """
 

@@ -2,6 +2,7 @@
 
 The functions write them as EMF (chalicelib/observability/metrics.py): namespace METRICS_NAMESPACE,
 dimension `consumer`. The operator needs `cloudwatch:GetMetricData` (an action with no resource type).
+`ops status` and the local stack's `make demo` both show them (`consumers_table`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from rich.table import Table
 
 from chalicelib.dead_letters import CONSUMERS
 from chalicelib.observability.metrics import (
@@ -93,3 +96,15 @@ def read_windows(cloudwatch: Any, namespace: str, now: datetime,
         if not answer.get("NextToken"):
             return windows_of(results), calls
         request["NextToken"] = answer["NextToken"]
+
+
+def consumers_table(windows: Sequence[ConsumerWindow]) -> Table:
+    """The consumers' last hour as a rich table: '-' where a consumer was not invoked (no data)."""
+    table = Table(title="consumers, last hour (CloudWatch metrics)")
+    for column in ("consumer", "records in", "applied", "dead-lettered", "retries", "AWS calls", "max lag"):
+        table.add_column(column, justify="left" if column == "consumer" else "right")
+    for window in windows:
+        counts = [f"{window.sums[name]:,.0f}" if window.sums[name] is not None else "-" for name in SUMMED]
+        lag = f"{window.max_lag_ms / 1000:,.1f} s" if window.max_lag_ms is not None else "-"
+        table.add_row(window.consumer, *counts, lag)
+    return table

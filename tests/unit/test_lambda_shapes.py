@@ -1,11 +1,12 @@
-"""Emulator answers → Lambda event records (local_stack.lambda_shapes)."""
+"""AWS API answers → Lambda event records (tooling.lambda_shapes), for the local stack and redrive alike."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
 
-from local_stack.lambda_shapes import lambda_bus_event, lambda_sqs_record, lambda_stream_record
+from ops.dead_letter_inbox import classify
+from tooling.lambda_shapes import lambda_bus_event, lambda_sqs_record, lambda_stream_record
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-11-22T00:00:00.000"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:q"
@@ -52,6 +53,21 @@ def test_an_sqs_message_gets_lambdas_field_names():
         "md5OfBody": message["MD5OfBody"], "md5OfMessageAttributes": "abc",
         "eventSource": "aws:sqs", "eventSourceARN": QUEUE_ARN, "awsRegion": "us-east-1",
     }
+
+
+def test_a_redriven_message_has_lambdas_shape_and_no_receipt_handle():
+    # GIVEN a raw message the ingest queue's redrive policy moved to its DLQ, with a message attribute
+    message = {"MessageId": "m1", "ReceiptHandle": "dlq-handle", "Body": "{}", "MD5OfBody": "x",
+               "Attributes": {"SentTimestamp": "1"},
+               "MessageAttributes": {"kind": {"StringValue": "device", "DataType": "String"}}}
+    # WHEN redrive reads it as an ingest message
+    letter = classify(message, raw_is_ingest=True).letter
+    # THEN its record is Lambda's SQS record (the consumer reads no other shape), minus the DLQ's receipt handle
+    assert letter is not None
+    assert letter.record == {key: value for key, value in lambda_sqs_record(message, "").items()
+                             if key != "receiptHandle"}
+    assert letter.record["messageAttributes"]["kind"]["stringValue"] == "device"
+    assert "receiptHandle" not in letter.record
 
 
 def test_a_bus_event_gains_the_fields_the_emulator_leaves_out():

@@ -1,7 +1,9 @@
-"""Records as the emulator returns them → records exactly as Lambda hands them to a function.
+"""Messages and records as the AWS APIs return them → records exactly as Lambda hands them to a function.
 
 boto3's GetRecords answer decodes binary to bytes and parses ApproximateCreationDateTime to a datetime,
-and may lack eventSourceARN; Lambda delivers base64 text, epoch seconds and the stream ARN.
+and may lack eventSourceARN; Lambda delivers base64 text, epoch seconds and the stream ARN. SQS's API
+names message attributes `StringValue`/`DataType`; Lambda's record names them `stringValue`/`dataType`.
+The local stack's pollers and the operator's redrive build records here, so both hand the app one shape.
 """
 
 from __future__ import annotations
@@ -64,23 +66,34 @@ def _epoch_seconds(value: Any) -> int | float:
     return value
 
 
-def lambda_sqs_record(message: Mapping[str, Any], queue_arn: str, region: str = "us-east-1") -> dict[str, Any]:
-    """A ReceiveMessage message as a Lambda SQS event record."""
-    shaped: dict[str, Any] = {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
+def lambda_sqs_record(message: Mapping[str, Any], queue_arn: str = "", region: str | None = None, *,
+                      receipt_handle: bool = True) -> dict[str, Any]:
+    """A ReceiveMessage message as a Lambda SQS event record.
+
+    `region` defaults to the queue ARN's. `receipt_handle=False` leaves the handle out: a record replayed
+    from a dead-letter queue must never delete a message by it.
+    """
+    shaped: dict[str, Any] = {"messageId": message["MessageId"]}
+    if receipt_handle:
+        shaped["receiptHandle"] = message["ReceiptHandle"]
+    shaped.update({
         "body": message.get("Body", ""),
-        "attributes": dict(message.get("Attributes", {})),
+        "attributes": dict(message.get("Attributes") or {}),
         "messageAttributes": {name: _lambda_message_attribute(value)
-                              for name, value in message.get("MessageAttributes", {}).items()},
+                              for name, value in (message.get("MessageAttributes") or {}).items()},
         "md5OfBody": message.get("MD5OfBody", ""),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
+        "awsRegion": region if region is not None else _arn_region(queue_arn),
+    })
     if "MD5OfMessageAttributes" in message:
         shaped["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
     return shaped
+
+
+def _arn_region(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 else ""
 
 
 def lambda_bus_event(event: Mapping[str, Any], account: str = "123456789012",
