@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from chalice import BadRequestError, NotFoundError, Response
 from chalice.app import Request
@@ -17,6 +17,7 @@ from chalice.app import Request
 from chalicelib import exact_json
 from chalicelib.clock import Clock, iso_utc, utc_now
 from chalicelib.http_body import json_object
+from chalicelib.http_location import location
 from chalicelib.orders.repository import OrderNotFound, OrdersRepository
 from chalicelib.orders.validation import PENDING, InvalidOrder, parse_status, validate_new_order
 from chalicelib.pagination import decode_token, encode_token, parse_limit
@@ -52,7 +53,7 @@ class OrdersRoutes:
         order = {"id": self._new_id(), "name": fields["name"], "items": fields["items"],
                  "status": PENDING, "created_at": iso_utc(self._clock())}
         self._repository().create(order)
-        return json_response(order, 202, {"Location": f"/orders/{quote(order['id'], safe='')}"})
+        return json_response(order, 202, {"Location": location(request, "orders", order["id"])})
 
     def get(self, raw_id: str) -> Response:
         """GET /orders/{id} → the order as stored (total and processed_at once processed), or 404."""

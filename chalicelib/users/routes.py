@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from chalice import BadRequestError, ConflictError, NotFoundError, Response
 from chalice.app import Request
@@ -13,12 +13,10 @@ from chalice.app import Request
 from chalicelib.clock import Clock, iso_utc, utc_now
 from chalicelib.field_errors import required
 from chalicelib.http_body import json_object
+from chalicelib.http_location import location
 from chalicelib.pagination import decode_token, encode_token, parse_limit
 from chalicelib.users.repository import UserExists, UserNotFound, UsersRepository
 from chalicelib.users.validation import InvalidUser, normalize_email, place, validate_new_user, validate_user_patch
-
-# What RFC 3986 lets a path segment hold as is, so Location reads /users/a+b@example.com, not a%2Bb.
-PATH_SEGMENT_SAFE = "@!$&'()*+,;=:"
 
 
 class UsersRoutes:
@@ -40,8 +38,7 @@ class UsersRoutes:
             self._repository().create(user)
         except UserExists:
             raise ConflictError(f"email: a user with email {json.dumps(user['email'])} already exists") from None
-        return Response(body=user, status_code=201,
-                        headers={"Location": f"/users/{quote(user['email'], safe=PATH_SEGMENT_SAFE)}"})
+        return Response(body=user, status_code=201, headers={"Location": location(request, "users", user["email"])})
 
     def get(self, raw_email: str) -> dict[str, Any]:
         """GET /users/{email} → the user, or 404."""
