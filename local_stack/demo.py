@@ -3,7 +3,8 @@
 Five users (Brooklyn, Staten Island, Cincinnati, Cleveland, Los Angeles) are created over HTTP, one moves,
 one is deleted, a device message goes to the ingest queue and an order is placed; then the target table,
 the fan-out events the example subscriber received, the device table and the order are printed.
-Each run uses its own e-mail suffix, so running it again works and shows only that run.
+Each run uses its own e-mail suffix (time and random), so running it again, even within the same second, works
+and shows only that run. A stack that is down, or stops answering mid-run, is one line, not a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import time
 import urllib.error
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
@@ -37,6 +40,10 @@ DELETE = "eli"
 EXPECTED_EVENTS = len(USERS) + 2  # five INSERTs, one MODIFY, one REMOVE
 
 
+class StackUnavailable(Exception):
+    """The local stack did not answer, or answered what no stack would: said in one line."""
+
+
 class Api:
     """JSON over HTTP to the local API."""
 
@@ -53,7 +60,14 @@ class Api:
                 status, text = response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             status, text = error.code, error.read().decode()
-        return status, json.loads(text) if text else None
+        except OSError as error:  # refused, reset, timed out: URLError and socket errors are all OSErrors
+            raise StackUnavailable(f"the API at {self.base} did not answer {method} {path} "
+                                   f"({getattr(error, 'reason', None) or error})") from None
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            raise StackUnavailable(f"{self.base} answered {method} {path} with something other than JSON "
+                                   f"(HTTP {status}): is it the local stack's API?") from None
 
 
 def wait_for[T](probe: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T | None:
@@ -64,6 +78,11 @@ def wait_for[T](probe: Callable[[], T | None], timeout: float, interval: float =
         if found is not None or time.monotonic() > deadline:
             return found
         time.sleep(interval)
+
+
+def run_id(now: Callable[[], time.struct_time] = time.localtime) -> str:
+    """This run's e-mail suffix: the time, readable, and random bits, so two runs in one second differ."""
+    return f"{time.strftime('%H%M%S', now())}-{secrets.token_hex(3)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,14 +101,24 @@ def main(argv: list[str] | None = None) -> int:
     api = Api(args.api)
     try:
         outputs = stack_outputs(args.stage)
-    except Exception as error:  # noqa: BLE001 - anything here means "no stack running"
-        console.print(f"[red]No local stack at {args.emulator} ({error}). Start one with `make run`.[/red]")
+        api.call("GET", "/orders?status=PENDING&limit=1")  # the API answers too, before anything is created
+    except (StackUnavailable, BotoCoreError, ClientError) as error:
+        console.print(f"[red]✗ No local stack answering (emulator {args.emulator}, API {args.api}): {error}. "
+                      "Start one with `make run` (in another terminal).[/red]", soft_wrap=True)
         return 2
-    run = time.strftime("%H%M%S")
+    run = run_id()
     emails = {name: f"{name}.{run}@example.com" for name, *_ in USERS}
     console.rule(f"demo run {run}")
-    ok, order_id = walkthrough(api, outputs, emails, console)
-    ok &= show_results(api, outputs, emails, order_id, console, args.timeout)
+    try:
+        ok, order_id = walkthrough(api, outputs, emails, console)
+        ok &= show_results(api, outputs, emails, order_id, console, args.timeout)
+    except (StackUnavailable, BotoCoreError, ClientError) as error:
+        console.print(f"[red]✗ The local stack stopped answering mid-run: {error}. Is `make run` still running?[/red]",
+                      soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]demo interrupted[/yellow]")
+        return 130
     return 0 if ok else 1
 
 

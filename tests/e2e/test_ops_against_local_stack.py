@@ -114,7 +114,7 @@ def test_demo_output_is_readable_when_piped(stack: LocalStackProcess) -> None:
 
     # THEN every flow arrived and the tables show whole e-mails and whole timestamps
     assert result.returncode == 0, result.stdout + result.stderr
-    emails = re.findall(r"\b[a-z]+\.\d{6}@example\.com\b", result.stdout)
+    emails = re.findall(r"\b[a-z]+\.\d{6}-[0-9a-f]{6}@example\.com\b", result.stdout)
     assert len(emails) >= 4 + 7 + 1, result.stdout  # target table, fan-out events, device message
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result.stdout), result.stdout
 
