@@ -30,7 +30,8 @@ STOP_TIMEOUT = 20.0
 class LocalStackProcess:
     """One `python -m local_stack` subprocess and everything it printed."""
 
-    def __init__(self, emulator_port: int = 0, api_port: int = 0, env: dict[str, str] | None = None):
+    def __init__(self, emulator_port: int = 0, api_port: int = 0, env: dict[str, str] | None = None,
+                 command: list[str] | None = None):
         environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         environment.update(env or {})
         environment["PYTHONUNBUFFERED"] = "1"
@@ -40,8 +41,8 @@ class LocalStackProcess:
         self.returncode: int | None = None
         self._ready = threading.Event()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "local_stack", "--emulator-port", str(emulator_port), "--api-port",
-             str(api_port), "--poll-interval", "0.05"],
+            command or [sys.executable, "-m", "local_stack", "--emulator-port", str(emulator_port), "--api-port",
+                        str(api_port), "--poll-interval", "0.05"],
             cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,  # its own process group: the whole stack is signalled, nothing leaks
         )
