@@ -6,6 +6,7 @@ Answers are written with `exact_json` because Chalice's own encoder turns Decima
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -61,7 +62,7 @@ class OrdersRoutes:
         try:
             return json_response(self._repository().get(order_id))
         except OrderNotFound:
-            raise NotFoundError(f"id: no order {order_id[:100]!r}") from None
+            raise NotFoundError(f"id: no order {json.dumps(order_id[:100])}") from None
 
     def list(self, request: Request) -> Response:
         """GET /orders?status=X[&limit=N][&next=T] → a page of orders of X, oldest first."""
