@@ -76,7 +76,7 @@ def test_every_verb_works_against_the_local_stack(stack: LocalStackProcess, tmp_
 
     # THEN each does its job with the SPEC's exit codes
     assert status.returncode == 0, status.stdout + status.stderr
-    assert "stream-pipeline-dev-users" in status.stdout and "field device is missing" in status.stdout
+    assert "stream-pipeline-dev-users" in status.stdout and "device: required; location: required" in status.stdout
     assert drift.returncode == 1 and "orphaned" in drift.stdout, drift.stdout + drift.stderr
     assert fixed.returncode == 0 and clean.returncode == 0 and "no drift" in clean.stdout, clean.stdout
     assert backfill.returncode == 0 and "backfill complete" in backfill.stdout, backfill.stderr

@@ -32,7 +32,7 @@ def busy_stage(aws: StageResources) -> None:
         DeadLetter("fanout", "PutEvents failed after 3 attempt(s)", "e", 3, insert(user(1))),
     ])
     DeadLetterQueue(sqs, aws["IngestDlqUrl"]).send([
-        DeadLetter("ingest", "field device is missing", "device: absent", 1, sqs_message({"user_id": "u"})),
+        DeadLetter("ingest", "device: required", "InvalidMessage: device: required", 1, sqs_message({"user_id": "u"})),
     ])
     sqs.send_message(QueueUrl=aws["IngestDlqUrl"], MessageBody='{"user_id": "u-raw"}')
 
@@ -58,7 +58,7 @@ def test_status_peek_counts_dead_letters_by_consumer_and_reason_and_leaves_them(
     assert letters == {
         ("stream DLQ", "replication", "target write failed after retries"): "2",
         ("stream DLQ", "fanout", "PutEvents failed after 3 attempt(s)"): "1",
-        ("ingest DLQ", "ingest", "field device is missing"): "1",
+        ("ingest DLQ", "ingest", "device: required"): "1",
         ("ingest DLQ", "ingest", "moved by the ingest queue's redrive policy (maxReceiveCount)"): "1",
     }
     # AND every letter is visible again at once
