@@ -130,3 +130,17 @@ def test_local_stack_on_an_unknown_stage_is_a_clear_error() -> None:
     assert done.returncode == 2, output
     assert "stage 'qa' is not in" in output and "(stages: dev, prod)" in output
     assert "Traceback" not in output and "emulator" not in output
+
+
+def test_two_demos_at_once_each_find_their_own_events(stack: LocalStackProcess) -> None:
+    # WHEN two `make demo`s run at the same moment against one stack (one subscriber queue for both)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    runs = [subprocess.Popen([sys.executable, "-m", "local_stack.demo", "--api", stack.api, "--emulator",
+                              stack.emulator], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+
+    # THEN both see every flow of their own, under their own e-mails
+    assert [run.returncode for run in runs] == [0, 0], "\n".join(outputs)
+    suffixes = {re.search(r"demo run (\S+)", output)[1] for output in outputs}  # type: ignore[index]
+    assert len(suffixes) == 2, outputs
