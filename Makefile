@@ -2,18 +2,48 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-# python3.13 when it runs (Chalice picks the Lambda runtime from the interpreter), else python3.
-BASE_PYTHON := $(shell for p in python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13 2>/dev/null) python3; do \
-	  if $$p -c 'import sys' >/dev/null 2>&1; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test unit lint typecheck run demo clean package
+.PHONY: venv test lint run demo clean package
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# --- Which Python makes .venv (only when a goal needs it: `make clean` never looks) -----------------
+# python3.13 first (Chalice takes the Lambda runtime from it), then 3.12, then any python3 that is 3.12 or newer;
+# pyenv's own 3.13/3.12 too when its shims are not switched on. A command that exists but does not run (a pyenv
+# shim for a version that is not selected) counts as absent. Too old or none: one line, and nothing is created.
+NEEDS_VENV := $(if $(MAKECMDGOALS),$(filter-out clean,$(MAKECMDGOALS)),venv)
+define FIND_PYTHON
+shopt -s nullglob; pyenv=$${PYENV_ROOT:-$$HOME/.pyenv}; old=; \
+for p in python3.13 "$$pyenv"/versions/3.13*/bin/python3.13 python3.12 "$$pyenv"/versions/3.12*/bin/python3.12 python3; do \
+  found=$$("$$p" -c 'import sys; v = sys.version_info; print("ok" if v >= (3, 12) else "old", "%d.%d.%d" % v[:3], sys.executable)' 2>/dev/null) || continue; \
+  case $$found in ok\ *) echo "$$found"; exit;; esac; old=$${old:-$$found}; \
+done; echo "$${old:-none}"
+endef
+NO_PYTHON := none: python3.13, python3.12 and python3 are missing or do not run
+ifneq ($(NEEDS_VENV),)
+ifeq ($(wildcard $(PY)),)
+PYTHON_FOUND := $(shell $(FIND_PYTHON))
+ifneq ($(word 1,$(PYTHON_FOUND)),ok)
+$(error Python 3.12 or newer is needed (found $(if $(filter old,$(word 1,$(PYTHON_FOUND))),$(word 2,$(PYTHON_FOUND)) at $(wordlist 3,99,$(PYTHON_FOUND)),$(NO_PYTHON))))
+endif
+BASE_PYTHON := $(wordlist 3,99,$(PYTHON_FOUND))
+else
+VENV_FOUND := $(shell $(PY) -c 'import sys; v = sys.version_info; print("ok" if v >= (3, 12) else "old", "%d.%d.%d" % v[:3])' 2>/dev/null)
+ifneq ($(word 1,$(VENV_FOUND)),ok)
+$(error Python 3.12 or newer is needed ($(if $(VENV_FOUND),$(VENV) was made with $(word 2,$(VENV_FOUND)),$(PY) does not run)): run `make clean`, then make again)
+endif
+endif
+endif
+
+# A failed `python -m venv` (Debian without python3-venv) leaves no half-made .venv behind.
+$(PY):
+	@echo "make: creating $(VENV) with Python $(word 2,$(PYTHON_FOUND)) ($(BASE_PYTHON))"
+	@$(BASE_PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
+
+$(STAMP): $(PY) requirements.txt requirements-dev.txt
+	@echo "make: installing requirements-dev.txt into $(VENV) (a minute or two the first time)"
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 
 test: $(STAMP)

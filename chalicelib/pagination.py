@@ -10,8 +10,12 @@ from typing import Any
 
 from chalice import BadRequestError
 
+from chalicelib.field_errors import must_be, shown
+
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+LIMIT_RULE = f"an integer from 1 to {MAX_LIMIT}"
+TOKEN_RULE = "the next token of a page of this query"
 
 
 def parse_limit(text: str | None) -> int:
@@ -19,15 +23,12 @@ def parse_limit(text: str | None) -> int:
     if text is None or text == "":
         return DEFAULT_LIMIT
     digits = text.strip()
-    # str.isdigit alone takes '²', which int() refuses; int() also refuses over 4300 digits, hence the length check.
     significant = digits.lstrip("0")
-    if not (digits.isascii() and digits.isdigit()) or len(significant) > len(str(MAX_LIMIT)):
-        shown = repr(text) if len(text) <= 40 else f"a value of {len(text)} characters"
-        raise BadRequestError(f"limit: must be an integer from 1 to {MAX_LIMIT}, got {shown}")
-    limit = int(significant or "0")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequestError(f"limit: must be an integer from 1 to {MAX_LIMIT}, got {limit}")
-    return limit
+    # str.isdigit alone takes '²', which int() refuses; int() also refuses over 4300 digits, hence the length check.
+    readable = digits.isascii() and digits.isdigit() and len(significant) <= len(str(MAX_LIMIT))
+    if not readable or not 1 <= int(significant or "0") <= MAX_LIMIT:
+        raise BadRequestError(must_be("limit", LIMIT_RULE, shown(text)))  # query values are text: shown quoted
+    return int(significant)
 
 
 def encode_token(last_key: Mapping[str, Any] | None, scope: str) -> str | None:
@@ -46,10 +47,10 @@ def decode_token(token: str | None, scope: str) -> dict[str, Any] | None:
         padded = token + "=" * (-len(token) % 4)
         payload = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequestError("next: invalid pagination token") from None
+        raise BadRequestError(must_be("next", TOKEN_RULE, "an invalid token")) from None
     key = payload.get("k") if isinstance(payload, dict) else None
     if not isinstance(key, dict) or payload.get("s") != scope or not _is_typed_key(key):
-        raise BadRequestError("next: invalid pagination token for this query")
+        raise BadRequestError(must_be("next", TOKEN_RULE, "a token of another query"))
     return key
 
 

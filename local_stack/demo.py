@@ -4,7 +4,8 @@ Five users (Brooklyn, Staten Island, Cincinnati, Cleveland, Los Angeles) are cre
 one is deleted, a device message goes to the ingest queue and an order is placed; then the target table,
 the fan-out events the example subscriber received, the device table and the order are printed, and last
 the consumers' metrics of the past hour as `python -m ops status` shows them (from the emulator's CloudWatch).
-Each run uses its own e-mail suffix, so running it again works and shows only that run.
+Each run uses its own e-mail suffix (time and random), so running it again, even within the same second, works
+and shows only that run. A stack that is down, or stops answering mid-run, is one line, not a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import time
 import urllib.error
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
 
@@ -40,6 +43,11 @@ USERS = [  # (name, state, city, zipcode)
 MOVE = ("dev", {"city": "Columbus", "zipcode": "43215"})
 DELETE = "eli"
 EXPECTED_EVENTS = len(USERS) + 2  # five INSERTs, one MODIFY, one REMOVE
+STALE_EVENT_SECONDS = 60  # another run's events older than this are leftovers: deleted
+
+
+class StackUnavailable(Exception):
+    """The local stack did not answer, or answered what no stack would: said in one line."""
 
 
 class Api:
@@ -58,7 +66,14 @@ class Api:
                 status, text = response.status, response.read().decode()
         except urllib.error.HTTPError as error:
             status, text = error.code, error.read().decode()
-        return status, json.loads(text) if text else None
+        except OSError as error:  # refused, reset, timed out: URLError and socket errors are all OSErrors
+            raise StackUnavailable(f"the API at {self.base} did not answer {method} {path} "
+                                   f"({getattr(error, 'reason', None) or error})") from None
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            raise StackUnavailable(f"{self.base} answered {method} {path} with something other than JSON "
+                                   f"(HTTP {status}): is it the local stack's API?") from None
 
 
 def wait_for[T](probe: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T | None:
@@ -69,6 +84,11 @@ def wait_for[T](probe: Callable[[], T | None], timeout: float, interval: float =
         if found is not None or time.monotonic() > deadline:
             return found
         time.sleep(interval)
+
+
+def run_id(now: Callable[[], time.struct_time] = time.localtime) -> str:
+    """This run's e-mail suffix: the time, readable, and random bits, so two runs in one second differ."""
+    return f"{time.strftime('%H%M%S', now())}-{secrets.token_hex(3)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,15 +107,26 @@ def main(argv: list[str] | None = None) -> int:
     api = Api(args.api)
     try:
         outputs = stack_outputs(args.stage)
-    except Exception as error:  # noqa: BLE001 - anything here means "no stack running"
-        console.print(f"[red]No local stack at {args.emulator} ({error}). Start one with `make run`.[/red]")
+        api.call("GET", "/orders?status=PENDING&limit=1")  # the API answers too, before anything is created
+    except (StackUnavailable, BotoCoreError, ClientError) as error:
+        console.print(f"[red]✗ No local stack answering (emulator {args.emulator}, API {args.api}): {error}. "
+                      "Start one with `make run` (in another terminal).[/red]", soft_wrap=True)
         return 2
-    run = time.strftime("%H%M%S")
+    run = run_id()
     emails = {name: f"{name}.{run}@example.com" for name, *_ in USERS}
     console.rule(f"demo run {run}")
-    ok, order_id = walkthrough(api, outputs, emails, console)
-    ok &= show_results(api, outputs, emails, order_id, console, args.timeout)
-    show_consumer_metrics(stage_variables(args.stage).get("METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE, console)
+    try:
+        ok, order_id = walkthrough(api, outputs, emails, console)
+        ok &= show_results(api, outputs, emails, order_id, console, args.timeout)
+        show_consumer_metrics(stage_variables(args.stage).get("METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
+                              console)
+    except (StackUnavailable, BotoCoreError, ClientError) as error:
+        console.print(f"[red]✗ The local stack stopped answering mid-run: {error}. Is `make run` still running?[/red]",
+                      soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]demo interrupted[/yellow]")
+        return 130
     return 0 if ok else 1
 
 
@@ -215,21 +246,42 @@ def show_results(api: Api, outputs: dict[str, str], emails: dict[str, str], orde
 
 
 def collect_events(queue_url: str, emails: set[str], timeout: float) -> list[dict[str, Any]]:
-    """Read (and consume) the subscriber queue until this run's events are in, oldest first."""
+    """Read the subscriber queue until this run's events are in, oldest first.
+
+    This run's events are deleted as they are read. Another run's events are left to it (hidden for a moment,
+    so the next receive reaches further into the queue) while they are fresh, so two demos at once both
+    finish; leftovers older than STALE_EVENT_SECONDS are deleted, so the queue does not grow run after run.
+    """
     sqs = boto3.client("sqs")
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(found) < EXPECTED_EVENTS and time.monotonic() < deadline:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
-            "Messages", [])
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                       AttributeNames=["SentTimestamp"]).get("Messages", [])
+        before = len(found)
         for message in messages:
-            event = json.loads(message["Body"])
-            if event.get("detail", {}).get("keys", {}).get("email") in emails:
+            event = _event_of(message, emails)
+            age = time.time() - int(message.get("Attributes", {}).get("SentTimestamp", "0")) / 1000
+            if event is not None:
                 found.append(event)
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        if not messages:
+            if event is not None or age > STALE_EVENT_SECONDS:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            else:
+                sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                              VisibilityTimeout=2)
+        if len(found) == before:
             time.sleep(0.1)
     return sorted(found, key=lambda e: int(e["detail"].get("sequenceNumber", "0")))
+
+
+def _event_of(message: dict[str, Any], emails: set[str]) -> dict[str, Any] | None:
+    """The fan-out event a subscriber message holds, if it is about one of `emails`."""
+    try:
+        event = json.loads(message["Body"])
+    except ValueError:
+        return None
+    keys = event.get("detail", {}).get("keys", {}) if isinstance(event, dict) else {}
+    return event if isinstance(keys, dict) and keys.get("email") in emails else None
 
 
 def _step(console: Console, what: str, status: int, expected: int) -> bool:

@@ -54,10 +54,12 @@ class LoadError(RuntimeError):
 
 class StackProcess:
     """`python -m local_stack` in its own process group (the whole stack is signalled, nothing leaks), free ports
-    by default; `stop()` is Ctrl-C, then SIGKILL. What it prints is kept in `lines` (or written to `log_path`)."""
+    by default; `stop()` is Ctrl-C, then SIGKILL. What it prints is kept in `lines` (or written to `log_path`).
+    `command` runs something else that starts one (`make run`) in its place."""
 
     def __init__(self, emulator_port: int = 0, api_port: int = 0, extra_args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None, log_path: Path | None = None):
+                 env: dict[str, str] | None = None, log_path: Path | None = None,
+                 command: list[str] | None = None):
         environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         environment.update(env or {})
         environment["PYTHONUNBUFFERED"] = "1"
@@ -68,8 +70,8 @@ class StackProcess:
         self._log = log_path.open("w") if log_path else None
         self._ready = threading.Event()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local_stack", "--emulator-port", str(emulator_port), "--api-port", str(api_port),
-             *extra_args],
+            command or [sys.executable, "-m", "local_stack", "--emulator-port", str(emulator_port),
+                        "--api-port", str(api_port), *extra_args],
             cwd=PROJECT_DIR, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)

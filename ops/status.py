@@ -13,11 +13,16 @@ dead-letter queues (hidden for --visibility seconds) and makes it visible again 
 each message's receive count and briefly hides it from a redrive running at the same time, so it is opt-in.
 A letter too large for its queue is read from DEAD_LETTER_BUCKET (the "in S3" column counts them; one
 whose object cannot be read is grouped under that problem).
+
+A stage none of whose tables and queues can be read (not provisioned in this account, region or emulator) is
+one line on stderr and exit 1, not tables full of errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +41,7 @@ from ops.table_scan import TableScanner
 from tooling.consumer_metrics import consumers_table, read_windows
 
 HELP = "show item counts, queue depths, the consumers' last hour and (--peek) dead letters by consumer and reason"
+NOT_FOUND_CODES = ("ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +101,7 @@ def table_counts(settings: Settings, dynamodb: Any, approximate: bool) -> list[t
         try:
             count = f"{scanner.approximate_count() if approximate else scanner.count():,}"
         except ClientError as error:
-            count = f"[red]{error.response.get('Error', {}).get('Code', 'error')}[/red]"
+            count = _error_cell(error)
         rows.append((role, name, count))
     return rows
 
@@ -110,22 +116,49 @@ def queue_rows(settings: Settings, sqs: Any) -> list[tuple[str, str, str, str]]:
             url = name_or_url if "/" in name_or_url else sqs.get_queue_url(QueueName=name)["QueueUrl"]
             depth = queue_depth(sqs, url)
         except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "error")
-            rows.append((f"{label}: {name}", f"[red]{code}[/red]", "-", "-"))
+            rows.append((f"{label}: {name}", _error_cell(error), "-", "-"))
             continue
         rows.append((f"{label}: {name}", f"{depth['visible']:,}", f"{depth['in_flight']:,}", f"{depth['delayed']:,}"))
     return rows
+
+
+def unreadable_stage(stage: str, tables: Sequence[Sequence[str]], queues: Sequence[Sequence[str]],
+                     where: str) -> str | None:
+    """The one line for a stage none of whose resources could be read (None when any could); pure."""
+    codes = [code for row in [*tables, *queues] for cell in row if (code := _error_code(cell))]
+    if len(codes) < len(tables) + len(queues):
+        return None
+    if all(code in NOT_FOUND_CODES for code in codes):
+        return (f"stage {stage} is not provisioned {where}: none of its {len(tables)} tables and {len(queues)} queues "
+                f"exist (create them with `python -m ops provision --stage {stage}`)")
+    return (f"none of stage {stage}'s {len(tables)} tables and {len(queues)} queues could be read {where}: "
+            f"{', '.join(sorted(set(codes)))}")
+
+
+def _error_cell(error: ClientError) -> str:
+    return f"[red]{error.response.get('Error', {}).get('Code', 'error')}[/red]"
+
+
+def _error_code(cell: str) -> str | None:
+    return cell.removeprefix("[red]").removesuffix("[/red]") if cell.startswith("[red]") else None
 
 
 def run(args: argparse.Namespace) -> int:
     out = console()
     settings = settings_of(args)
     dynamodb, sqs = clients.client("dynamodb"), clients.client("sqs")
+    rows = table_counts(settings, dynamodb, args.approximate)
+    depths = queue_rows(settings, sqs)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    problem = unreadable_stage(args.stage, rows, depths,
+                               f"at {endpoint}" if endpoint else f"in region {dynamodb.meta.region_name}")
+    if problem:
+        print(f"python -m ops status: error: {problem}", file=sys.stderr)
+        return 1
 
     items = Table(title=f"tables ({'DescribeTable ItemCount, approximate' if args.approximate else 'Scan COUNT'})")
     for column, justify in (("role", "left"), ("table", "left"), ("items", "right")):
         items.add_column(column, justify=justify)  # type: ignore[arg-type]
-    rows = table_counts(settings, dynamodb, args.approximate)
     for row in rows:
         items.add_row(*row)
     out.print(items)
@@ -133,7 +166,6 @@ def run(args: argparse.Namespace) -> int:
     queues = Table(title="queues (approximate)")
     for column in ("queue", "visible", "in flight", "delayed"):
         queues.add_column(column, justify="left" if column == "queue" else "right")
-    depths = queue_rows(settings, sqs)
     for queue_row in depths:
         queues.add_row(*queue_row)
     out.print(queues)

@@ -9,6 +9,7 @@ Pure: no AWS, no clock. Rules (SPEC, Ingestion):
   without SentTimestamp (hand-built events; SQS always sends it) is not an invalid message: its body decides.
   Its send time is taken from `ApproximateFirstReceiveTimestamp` (stable across redeliveries), else from
   `received_at`, the time the consumer received the batch (when given).
+A rejection's reason is in `field_errors`' one wording, the same as the API's 400s.
 """
 
 from __future__ import annotations
@@ -20,13 +21,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.clock import iso_utc
-from chalicelib.http_body import json_type
+from chalicelib.field_errors import InvalidField, bounded_text, json_type, must_be, required, shown
 
 FIELDS: tuple[str, ...] = ("user_id", "device", "location")
 MAX_FIELD_CHARS = 256
 # SQS message ids are at most 100 characters; a longer one would not come from SQS (and would bloat the key).
 MAX_MESSAGE_ID_CHARS = 100
 ITEM_KEY_NAMES: tuple[str, ...] = ("user_id", "seen_at")
+BODY_RULE = "a JSON object"
+MESSAGE_ID_RULE = f"an SQS message id of 1 to {MAX_MESSAGE_ID_CHARS} characters"
+TIMESTAMP_RULE = "epoch milliseconds"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -60,15 +64,15 @@ class DeviceSighting:
 
 @dataclass(frozen=True)
 class Rejection:
-    """An invalid message: `reason` says what is wrong (stable wording), `detail` adds what was found."""
+    """An invalid message: `reason` says what is wrong (field_errors' wording), `detail` what else is known."""
 
     reason: str
-    detail: str
+    detail: str = ""
 
     @property
     def error(self) -> str:
         """The dead-letter envelope's `error` field."""
-        return f"InvalidMessage: {self.detail}"
+        return f"InvalidMessage: {self.detail or self.reason}"
 
 
 def parse_message(record: Any, received_at: datetime | None = None) -> DeviceSighting | Rejection:
@@ -77,52 +81,47 @@ def parse_message(record: Any, received_at: datetime | None = None) -> DeviceSig
     `received_at` stands in for the send time of a record that carries no SentTimestamp at all.
     """
     if not isinstance(record, Mapping):
-        return Rejection("record is not an object", f"got {_kind(record)}")
+        return Rejection(must_be("record", "an object", json_type(record)))
     identity = _message_identity(record, received_at)
     if isinstance(identity, Rejection):
         return identity
     message_id, sent_at = identity
 
     body_text = record.get("body")
+    if body_text is None:
+        return Rejection(required("body"))
     if not isinstance(body_text, str):
-        return Rejection("record has no body", f"body is {_kind(body_text)}")
+        return Rejection(must_be("body", "a string", json_type(body_text)))
     try:
         body = json.loads(body_text)
     except ValueError as error:
-        return Rejection("body is not JSON", str(error))
+        return Rejection(must_be("body", BODY_RULE, "invalid JSON"), str(error))
     except RecursionError:  # a body of thousands of nested brackets: not a message anyone meant to send
-        return Rejection("body is not JSON", "nested too deeply to parse")
+        return Rejection(must_be("body", BODY_RULE, "invalid JSON"), "nested too deeply to parse")
     if not isinstance(body, dict):
-        return Rejection("body is not a JSON object", f"got {json_type(body)}")
+        return Rejection(must_be("body", BODY_RULE, json_type(body)))
 
     values: dict[str, str] = {}
-    problems: list[tuple[str, str]] = []
+    problems: list[str] = []
     for name in FIELDS:
         checked = check_field(name, body)
         if isinstance(checked, Rejection):
-            problems.append((checked.reason, checked.detail))
+            problems.append(checked.reason)
         else:
             values[name] = checked
     if problems:
-        return Rejection("; ".join(reason for reason, _ in problems), "; ".join(detail for _, detail in problems))
+        return Rejection("; ".join(problems))
     return DeviceSighting(values["user_id"], values["device"], values["location"], message_id, sent_at)
 
 
 def check_field(name: str, body: Mapping[str, Any]) -> str | Rejection:
     """The trimmed value of field `name`, or why it is unusable."""
     if name not in body:
-        return Rejection(f"field {name} is missing", f"{name}: absent")
-    value = body[name]
-    if not isinstance(value, str):
-        return Rejection(f"field {name} is not a string", f"{name}: got {json_type(value)}")
-    trimmed = value.strip()
-    if not trimmed:
-        return Rejection(f"field {name} is empty", f"{name}: {value!r}")
-    if len(trimmed) > MAX_FIELD_CHARS:
-        return Rejection(
-            f"field {name} is longer than {MAX_FIELD_CHARS} characters", f"{name}: {len(trimmed)} characters"
-        )
-    return trimmed
+        return Rejection(required(name))
+    try:
+        return bounded_text(body[name], name, MAX_FIELD_CHARS)
+    except InvalidField as error:
+        return Rejection(str(error))
 
 
 def sent_time(epoch_ms: Any) -> datetime | None:
@@ -149,10 +148,12 @@ def sent_time(epoch_ms: Any) -> datetime | None:
 
 def _message_identity(record: Mapping[str, Any], received_at: datetime | None) -> tuple[str, datetime] | Rejection:
     message_id = record.get("messageId")
-    if not isinstance(message_id, str) or not message_id.strip():
-        return Rejection("record has no messageId", f"messageId is {_kind(message_id)}")
-    if len(message_id) > MAX_MESSAGE_ID_CHARS:
-        return Rejection("record has an invalid messageId", f"messageId has {len(message_id)} characters")
+    if message_id is None:
+        return Rejection(required("messageId"))
+    if not isinstance(message_id, str):
+        return Rejection(must_be("messageId", MESSAGE_ID_RULE, json_type(message_id)))
+    if not message_id.strip() or len(message_id) > MAX_MESSAGE_ID_CHARS:
+        return Rejection(must_be("messageId", MESSAGE_ID_RULE, shown(message_id)))
     attributes = record.get("attributes")
     attributes = attributes if isinstance(attributes, Mapping) else {}
     name = "SentTimestamp" if "SentTimestamp" in attributes else "ApproximateFirstReceiveTimestamp"
@@ -160,16 +161,8 @@ def _message_identity(record: Mapping[str, Any], received_at: datetime | None) -
     if raw_sent is None:
         if received_at is not None:
             return message_id, received_at
-        return Rejection("record has no SentTimestamp", "attributes.SentTimestamp is absent")
+        return Rejection(required("attributes.SentTimestamp"))
     sent_at = sent_time(raw_sent)
     if sent_at is None:
-        return Rejection(f"record has an invalid {name}", f"attributes.{name} is {raw_sent!r}")
+        return Rejection(must_be(f"attributes.{name}", TIMESTAMP_RULE, shown(raw_sent)))
     return message_id, sent_at
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "absent"
-    if isinstance(value, str):
-        return "an empty string" if not value.strip() else "a string"
-    return f"a {type(value).__name__}"

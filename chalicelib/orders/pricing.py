@@ -10,10 +10,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact
 
+from chalicelib.field_errors import must_be, shown
+
 # DynamoDB numbers: up to 38 significant digits, magnitude from 1E-130 to 9.99...E+125.
 MAX_SIGNIFICANT_DIGITS = 38
 MIN_EXPONENT = -130
 MAX_EXPONENT = 125
+
+TOTAL_RULE = f"lines whose exact total DynamoDB can store (at most {MAX_SIGNIFICANT_DIGITS} significant digits)"
 
 # Wide enough for any sum of products of storable numbers (exponents span about 512 digits).
 _EXACT = Context(prec=1200, Emax=999_999, Emin=-999_999, traps=[Inexact])
@@ -65,11 +69,8 @@ def order_total(lines: Iterable[LineItem]) -> Decimal:
         for line in lines:
             total = _EXACT.add(total, _EXACT.multiply(Decimal(line.quantity), line.unit_price))
     except Inexact:
-        raise UnstorableTotal("items: the order total is too large or too precise to compute exactly") from None
+        raise UnstorableTotal(must_be("items", TOTAL_RULE, "a total too large or too precise to compute")) from None
     total = canonical(total)
     if not is_storable_number(total):
-        raise UnstorableTotal(
-            f"items: the order total {total} has more than {MAX_SIGNIFICANT_DIGITS} significant digits "
-            "or is out of range for a stored number"
-        )
+        raise UnstorableTotal(must_be("items", TOTAL_RULE, f"a total of {shown(total)}"))
     return total

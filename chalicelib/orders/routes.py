@@ -6,10 +6,11 @@ Answers are written with `exact_json` because Chalice's own encoder turns Decima
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from chalice import BadRequestError, NotFoundError, Response
 from chalice.app import Request
@@ -17,6 +18,7 @@ from chalice.app import Request
 from chalicelib import exact_json
 from chalicelib.clock import Clock, iso_utc, utc_now
 from chalicelib.http_body import json_object
+from chalicelib.http_location import location
 from chalicelib.orders.repository import OrderNotFound, OrdersRepository
 from chalicelib.orders.validation import PENDING, InvalidOrder, parse_status, validate_new_order
 from chalicelib.pagination import decode_token, encode_token, parse_limit
@@ -52,7 +54,7 @@ class OrdersRoutes:
         order = {"id": self._new_id(), "name": fields["name"], "items": fields["items"],
                  "status": PENDING, "created_at": iso_utc(self._clock())}
         self._repository().create(order)
-        return json_response(order, 202, {"Location": f"/orders/{quote(order['id'], safe='')}"})
+        return json_response(order, 202, {"Location": location(request, "orders", order["id"])})
 
     def get(self, raw_id: str) -> Response:
         """GET /orders/{id} → the order as stored (total and processed_at once processed), or 404."""
@@ -60,7 +62,7 @@ class OrdersRoutes:
         try:
             return json_response(self._repository().get(order_id))
         except OrderNotFound:
-            raise NotFoundError(f"id: no order {order_id[:100]!r}") from None
+            raise NotFoundError(f"id: no order {json.dumps(order_id[:100])}") from None
 
     def list(self, request: Request) -> Response:
         """GET /orders?status=X[&limit=N][&next=T] → a page of orders of X, oldest first."""

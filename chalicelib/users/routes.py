@@ -5,25 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from chalice import BadRequestError, ConflictError, NotFoundError, Response
 from chalice.app import Request
 
 from chalicelib.clock import Clock, iso_utc, utc_now
+from chalicelib.field_errors import required
 from chalicelib.http_body import json_object
+from chalicelib.http_location import location
 from chalicelib.pagination import decode_token, encode_token, parse_limit
 from chalicelib.users.repository import UserExists, UserNotFound, UsersRepository
-from chalicelib.users.validation import (
-    MAX_PLACE_LENGTH,
-    InvalidUser,
-    normalize_email,
-    validate_new_user,
-    validate_user_patch,
-)
-
-# What RFC 3986 lets a path segment hold as is, so Location reads /users/a+b@example.com, not a%2Bb.
-PATH_SEGMENT_SAFE = "@!$&'()*+,;=:"
+from chalicelib.users.validation import InvalidUser, normalize_email, place, validate_new_user, validate_user_patch
 
 
 class UsersRoutes:
@@ -44,9 +37,8 @@ class UsersRoutes:
         try:
             self._repository().create(user)
         except UserExists:
-            raise ConflictError(f"email: a user with email {user['email']!r} already exists") from None
-        return Response(body=user, status_code=201,
-                        headers={"Location": f"/users/{quote(user['email'], safe=PATH_SEGMENT_SAFE)}"})
+            raise ConflictError(f"email: a user with email {json.dumps(user['email'])} already exists") from None
+        return Response(body=user, status_code=201, headers={"Location": location(request, "users", user["email"])})
 
     def get(self, raw_email: str) -> dict[str, Any]:
         """GET /users/{email} → the user, or 404."""
@@ -54,7 +46,7 @@ class UsersRoutes:
         try:
             return self._repository().get(email)
         except UserNotFound:
-            raise NotFoundError(f"email: no user {email!r}") from None
+            raise NotFoundError(f"email: no user {json.dumps(email)}") from None
 
     def update(self, raw_email: str, request: Request) -> dict[str, Any]:
         """PATCH /users/{email} → the updated user, 400 or 404."""
@@ -67,7 +59,7 @@ class UsersRoutes:
         try:
             return self._repository().update(email, changes)
         except UserNotFound:
-            raise NotFoundError(f"email: no user {email!r}") from None
+            raise NotFoundError(f"email: no user {json.dumps(email)}") from None
 
     def delete(self, raw_email: str) -> Response:
         """DELETE /users/{email} → 204, or 404."""
@@ -75,22 +67,21 @@ class UsersRoutes:
         try:
             self._repository().delete(email)
         except UserNotFound:
-            raise NotFoundError(f"email: no user {email!r}") from None
+            raise NotFoundError(f"email: no user {json.dumps(email)}") from None
         return Response(body="", status_code=204)
 
     def list(self, request: Request) -> dict[str, Any]:
         """GET /users?state=S[&city=C][&limit=N][&next=T] → a page from the replicated table."""
         params: Mapping[str, str] = request.query_params or {}
-        state = (params.get("state") or "").strip()
-        if not state:
-            raise BadRequestError("state: query parameter is required")
-        # Longer than any stored state; over 2048 bytes DynamoDB would refuse the query itself (a 500).
-        if len(state) > MAX_PLACE_LENGTH:
-            raise BadRequestError(f"state: must be at most {MAX_PLACE_LENGTH} characters, got {len(state)}")
-        city = params.get("city")
-        city = city.strip() if city is not None else None
-        if city is not None and (not city or "#" in city or len(city) > MAX_PLACE_LENGTH):
-            raise BadRequestError("city: must be a non-empty city name without '#'")
+        if not params.get("state"):
+            raise BadRequestError(required("state"))
+        # The rules of stored places: a longer state could match nothing, and over 2048 bytes DynamoDB would
+        # refuse the query itself (a 500).
+        try:
+            state = place(params["state"], "state")
+            city = place(params["city"], "city") if "city" in params else None
+        except InvalidUser as error:
+            raise BadRequestError(str(error)) from None
         limit = parse_limit(params.get("limit"))
         scope = json.dumps(["users", state, city])  # unambiguous: state and city may hold any separator
         start_key = decode_token(params.get("next"), scope)

@@ -1,4 +1,4 @@
-"""Pure validation of users API input. Every error names the offending field."""
+"""Pure validation of users API input. Every error names the offending field, in `field_errors`' one wording."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.http_body import bounded_text, json_type
+from chalicelib.field_errors import bounded_text, json_type, must_be, required, shown, text_rule, unknown_fields
 
 REQUIRED_FIELDS = ("email", "state", "city", "zipcode")
 OPTIONAL_FIELDS = ("active",)
@@ -19,6 +19,12 @@ _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 _ZIPCODE = re.compile(r"[0-9]{5}(?:-[0-9]{4})?")
 
+EMAIL_RULE = "an email address"
+PLACE_RULE = text_rule(MAX_PLACE_LENGTH)
+CITY_RULE = f'{PLACE_RULE} without "#"'
+ZIPCODE_RULE = 'a string like "02134" or "02134-1234"'
+ACTIVE_RULE = "a boolean"
+
 
 class InvalidUser(ValueError):
     """Input that cannot become a user; the message names the field."""
@@ -27,41 +33,40 @@ class InvalidUser(ValueError):
 def normalize_email(value: Any, field: str = "email") -> str:
     """Lower-cased, trimmed email, or InvalidUser."""
     if not isinstance(value, str):
-        raise InvalidUser(f"{field}: must be a string, got {json_type(value)}")
+        raise InvalidUser(must_be(field, EMAIL_RULE, json_type(value)))
     email = value.strip().lower()
-    if not email:
-        raise InvalidUser(f"{field}: must not be empty")
     if len(email) > MAX_EMAIL_LENGTH or not _EMAIL.match(email) or ".." in email:
-        raise InvalidUser(f"{field}: {value!r} is not an email address")
+        raise InvalidUser(must_be(field, EMAIL_RULE, shown(value)))
     return email
 
 
-def _place(body: Mapping[str, Any], field: str) -> str:
-    text = bounded_text(body[field], field, MAX_PLACE_LENGTH, InvalidUser)
+def place(value: Any, field: str) -> str:
+    """A trimmed `state` or `city` (the city without `#`, the target key's separator), or InvalidUser."""
+    rule = CITY_RULE if field == "city" else PLACE_RULE
+    text = bounded_text(value, field, MAX_PLACE_LENGTH, InvalidUser, rule)
     if field == "city" and "#" in text:
-        raise InvalidUser("city: must not contain '#'")
+        raise InvalidUser(must_be(field, rule, shown(text)))
     return text
 
 
 def _zipcode(value: Any) -> str:
     if not isinstance(value, str):
-        raise InvalidUser(f"zipcode: must be a string like \"02134\" or \"02134-1234\", got {json_type(value)}")
+        raise InvalidUser(must_be("zipcode", ZIPCODE_RULE, json_type(value)))
     if not _ZIPCODE.fullmatch(value):  # fullmatch: `$` alone would let "02134\n" through
-        raise InvalidUser(f"zipcode: {value!r} must be NNNNN or NNNNN-NNNN")
+        raise InvalidUser(must_be("zipcode", ZIPCODE_RULE, shown(value)))
     return value
 
 
 def _active(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise InvalidUser(f"active: must be a boolean, got {json_type(value)}")
+        raise InvalidUser(must_be("active", ACTIVE_RULE, json_type(value)))
     return value
 
 
 def _reject_unknown(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(body) - set(allowed))
+    unknown = set(body) - set(allowed)
     if unknown:
-        raise InvalidUser(f"{', '.join(unknown)}: unknown field{'s' if len(unknown) > 1 else ''}; "
-                          f"allowed: {', '.join(allowed)}")
+        raise InvalidUser(unknown_fields(unknown, allowed))
 
 
 def validate_new_user(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,11 +74,11 @@ def validate_new_user(body: Mapping[str, Any]) -> dict[str, Any]:
     _reject_unknown(body, REQUIRED_FIELDS + OPTIONAL_FIELDS)
     for field in REQUIRED_FIELDS:
         if field not in body:
-            raise InvalidUser(f"{field}: required")
+            raise InvalidUser(required(field))
     return {
         "email": normalize_email(body["email"]),
-        "state": _place(body, "state"),
-        "city": _place(body, "city"),
+        "state": place(body["state"], "state"),
+        "city": place(body["city"], "city"),
         "zipcode": _zipcode(body["zipcode"]),
         "active": _active(body["active"]) if "active" in body else True,
     }
@@ -83,11 +88,12 @@ def validate_user_patch(body: Mapping[str, Any]) -> dict[str, Any]:
     """A PATCH /users/{email} body → the changed fields, or InvalidUser."""
     _reject_unknown(body, PATCHABLE_FIELDS)
     if not body:
-        raise InvalidUser(f"body: must contain at least one of {', '.join(PATCHABLE_FIELDS)}")
+        raise InvalidUser(must_be("body", f"an object with at least one of {', '.join(PATCHABLE_FIELDS)}",
+                                  "an empty object"))
     changes: dict[str, Any] = {}
     for field in ("state", "city"):
         if field in body:
-            changes[field] = _place(body, field)
+            changes[field] = place(body[field], field)
     if "zipcode" in body:
         changes["zipcode"] = _zipcode(body["zipcode"])
     if "active" in body:

@@ -25,8 +25,9 @@ STAGE_VARIABLES = set(json.loads(CONFIG.read_text())["stages"]["dev"]["environme
 class LocalStackProcess(StackProcess):
     """One `python -m local_stack` subprocess (polling fast), with clients for its emulator and API."""
 
-    def __init__(self, emulator_port: int = 0, api_port: int = 0, env: dict[str, str] | None = None):
-        super().__init__(emulator_port, api_port, ("--poll-interval", "0.05"), env)
+    def __init__(self, emulator_port: int = 0, api_port: int = 0, env: dict[str, str] | None = None,
+                 command: list[str] | None = None):
+        super().__init__(emulator_port, api_port, ("--poll-interval", "0.05"), env, command=command)
 
     # --- clients ---------------------------------------------------------------------------------
 

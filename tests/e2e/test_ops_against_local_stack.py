@@ -68,7 +68,7 @@ def test_every_verb_works_against_the_local_stack(stack: LocalStackProcess, tmp_
 
     # THEN each does its job with the SPEC's exit codes
     assert status.returncode == 0, status.stdout + status.stderr
-    assert "stream-pipeline-dev-users" in status.stdout and "field device is missing" in status.stdout
+    assert "stream-pipeline-dev-users" in status.stdout and "device: required; location: required" in status.stdout
     assert drift.returncode == 1 and "orphaned" in drift.stdout, drift.stdout + drift.stderr
     assert fixed.returncode == 0 and clean.returncode == 0 and "no drift" in clean.stdout, clean.stdout
     assert backfill.returncode == 0 and "backfill complete" in backfill.stdout, backfill.stderr
@@ -106,7 +106,7 @@ def test_demo_output_is_readable_when_piped(stack: LocalStackProcess) -> None:
 
     # THEN every flow arrived and the tables show whole e-mails and whole timestamps
     assert result.returncode == 0, result.stdout + result.stderr
-    emails = re.findall(r"\b[a-z]+\.\d{6}@example\.com\b", result.stdout)
+    emails = re.findall(r"\b[a-z]+\.\d{6}-[0-9a-f]{6}@example\.com\b", result.stdout)
     assert len(emails) >= 4 + 7 + 1, result.stdout  # target table, fan-out events, device message
     assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result.stdout), result.stdout
 
@@ -122,3 +122,17 @@ def test_local_stack_on_an_unknown_stage_is_a_clear_error() -> None:
     assert done.returncode == 2, output
     assert "stage 'qa' is not in" in output and "(stages: dev, prod)" in output
     assert "Traceback" not in output and "emulator" not in output
+
+
+def test_two_demos_at_once_each_find_their_own_events(stack: LocalStackProcess) -> None:
+    # WHEN two `make demo`s run at the same moment against one stack (one subscriber queue for both)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    runs = [subprocess.Popen([sys.executable, "-m", "local_stack.demo", "--api", stack.api, "--emulator",
+                              stack.emulator], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+
+    # THEN both see every flow of their own, under their own e-mails
+    assert [run.returncode for run in runs] == [0, 0], "\n".join(outputs)
+    suffixes = {re.search(r"demo run (\S+)", output)[1] for output in outputs}  # type: ignore[index]
+    assert len(suffixes) == 2, outputs

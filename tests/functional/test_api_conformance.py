@@ -13,7 +13,7 @@ from chalice.test import Client
 from moto import mock_aws
 
 from chalicelib import clients
-from tests.support.events import stream_event
+from tests.support.events import api_gateway_event, stream_event
 from tests.support.streams import StreamReader
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,6 +140,39 @@ def test_location_escapes_only_what_a_path_segment_cannot_hold(chalice_client):
     assert response.status_code == 201
     assert response.headers["Location"] == "/users/a%2Fb%3Fc%25d@example.com"
     assert chalice_client.http.get(response.headers["Location"]).json_body["email"] == "a/b?c%d@example.com"
+
+
+def through_api_gateway(event: dict[str, Any]) -> dict[str, Any]:
+    """The deployed path: API Gateway's proxy event straight into the Lambda handler Chalice deploys."""
+    from app import app
+
+    return app(event, None)
+
+
+@pytest.mark.parametrize("stage", ["api", "v2"])
+def test_behind_api_gateway_location_carries_the_stage_and_resolves_there(aws, stage):
+    # WHEN the client calls https://…/<stage>/users and https://…/<stage>/orders
+    user = through_api_gateway(api_gateway_event("POST", "/users", "/users", json.dumps(USER), stage=stage))
+    order = through_api_gateway(api_gateway_event("POST", "/orders", "/orders", json.dumps(ORDER), stage=stage))
+
+    # THEN each Location is under the stage, where the client can follow it
+    assert user["statusCode"] == 201, user
+    assert user["headers"]["Location"] == f"/{stage}/users/ada@example.com"
+    assert order["statusCode"] == 202, order
+    order_id = json.loads(order["body"])["id"]
+    assert order["headers"]["Location"] == f"/{stage}/orders/{order_id}"
+    # AND following it (API Gateway strips the stage again) finds what was created
+    path = order["headers"]["Location"].removeprefix(f"/{stage}")
+    followed = through_api_gateway(api_gateway_event("GET", "/orders/{id}", path, stage=stage,
+                                                     path_parameters={"id": path.rsplit("/", 1)[-1]}))
+    assert followed["statusCode"] == 200 and json.loads(followed["body"])["id"] == order_id
+
+
+def test_locally_location_has_no_prefix(chalice_client):
+    # chalice local and the test client fake the request context from the path called: /users, no stage
+    assert post(chalice_client, "/users", USER).headers["Location"] == "/users/ada@example.com"
+    order = post(chalice_client, "/orders", ORDER)
+    assert order.headers["Location"] == f"/orders/{order.json_body['id']}"
 
 
 def test_a_user_is_answered_with_exactly_the_stored_fields_and_types(chalice_client, aws):

@@ -136,14 +136,15 @@ def stage(aws: StageResources) -> Stage:
 
 # --- a batch of good and bad messages ------------------------------------------------------------
 
+TEXT_RULE = "must be a string of 1 to 256 characters"
 INVALID = {
-    "not-json": ("{not json", "body is not JSON"),
-    "not-object": ('["u", "d", "l"]', "body is not a JSON object"),
-    "missing": (json.dumps({"user_id": "u-9", "device": "d"}), "field location is missing"),
-    "empty": (json.dumps(body("")), "field user_id is empty"),
-    "blank": (json.dumps(body("u-9", device="  ")), "field device is empty"),
-    "non-string": (json.dumps({**body("u-9"), "location": 7}), "field location is not a string"),
-    "too-long": (json.dumps(body("u-9", device="d" * 257)), "field device is longer than 256 characters"),
+    "not-json": ("{not json", "body: must be a JSON object, got invalid JSON"),
+    "not-object": ('["u", "d", "l"]', "body: must be a JSON object, got array"),
+    "missing": (json.dumps({"user_id": "u-9", "device": "d"}), "location: required"),
+    "empty": (json.dumps(body("")), f"user_id: {TEXT_RULE}, got an empty string"),
+    "blank": (json.dumps(body("u-9", device="  ")), f"device: {TEXT_RULE}, got a blank string"),
+    "non-string": (json.dumps({**body("u-9"), "location": 7}), f"location: {TEXT_RULE}, got number"),
+    "too-long": (json.dumps(body("u-9", device="d" * 257)), f"device: {TEXT_RULE}, got 257 characters"),
 }
 
 
@@ -160,8 +161,8 @@ def mixed_batch() -> tuple[list[dict[str, Any]], dict[str, str]]:
     no_id = sqs_message(body("u-9"))
     del no_id["messageId"]
     records += [no_sent, no_id]
-    expected["bad-sent-timestamp"] = "record has an invalid SentTimestamp"
-    expected["<none>"] = "record has no messageId"
+    expected["bad-sent-timestamp"] = 'attributes.SentTimestamp: must be epoch milliseconds, got "yesterday"'
+    expected["<none>"] = "messageId: required"
     return records, expected
 
 
@@ -267,7 +268,7 @@ def test_a_throttled_table_keeps_every_valid_message_in_the_queue(stage: Stage, 
     # THEN nothing is stored, the invalid message is dead-lettered and deleted, the valid ones stay
     assert stage.items() == []
     reasons = [letter["reason"] for letter in stage.dead_letters()]
-    assert reasons == ["field device is missing; field location is missing"]
+    assert reasons == ["device: required; location: required"]
     assert sorted(json.loads(r["body"])["user_id"] for r in stage.left_in_queue(records)) == ["u-1", "u-2"]
     assert consumer_calls(stage) == (4, 2)  # 4 write attempts; GetQueueUrl + 1 DeleteMessageBatch
 
@@ -345,7 +346,8 @@ def test_the_app_handler_stores_messages_through_the_components(chalice_client: 
     assert answer.payload == {"batchItemFailures": []}
     stage = Stage(aws)
     assert [(i["user_id"], i["sent_at"]) for i in stage.items()] == [("u-1", iso(SENT_MS))]
-    assert [(d["record"]["messageId"], d["reason"]) for d in stage.dead_letters()] == [("bad", "body is not JSON")]
+    assert [(d["record"]["messageId"], d["reason"]) for d in stage.dead_letters()] == [
+        ("bad", "body: must be a JSON object, got invalid JSON")]
 
 
 def test_the_event_source_is_tuned_for_throughput_and_the_queue_outlasts_retries():

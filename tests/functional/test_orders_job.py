@@ -193,7 +193,7 @@ def test_our_own_updates_on_the_stream_are_ignored(chalice_client, aws, stream):
     ("items", "reason"),
     [
         ({"L": [{"M": {"sku": {"S": "A"}, "quantity": {"S": "abc"}, "unit_price": {"N": "1"}}}]},
-         "items[0].quantity: must be an integer >= 1, got 'abc'"),
+         "items[0].quantity: must be an integer >= 1, got string"),
         ({"L": [{"M": {"sku": {"S": "A"}, "quantity": {"N": "1"}, "unit_price": {"N": "-3.5"}}}]},
          "items[0].unit_price: must be a number >= 0, got -3.5"),
         ({"L": [{"M": {"quantity": {"N": "1"}, "unit_price": {"N": "1"}}}]}, "items[0].sku: required"),

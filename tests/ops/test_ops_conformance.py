@@ -197,7 +197,8 @@ def test_out_of_range_numbers_are_usage_errors(options: list[str], stage_config:
                                                capsys: pytest.CaptureFixture[str]) -> None:
     # GIVEN a letter waiting in the ingest DLQ
     DeadLetterQueue(boto3.client("sqs"), aws["IngestDlqUrl"]).send([
-        DeadLetter("ingest", "field device is missing", "device: absent", 1, sqs_message({"user_id": "u-1"}))])
+        DeadLetter("ingest", "device: required", "InvalidMessage: device: required", 1,
+                   sqs_message({"user_id": "u-1"}))])
 
     # WHEN a verb gets a number SQS cannot honour THEN argparse refuses it, naming the option, before any call
     verb, *rest = options

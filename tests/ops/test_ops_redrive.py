@@ -72,7 +72,7 @@ def letters_of_every_consumer(aws: StageResources) -> dict[str, Any]:
                  DeadLetter("orders", "order o-1 could not be updated after retries", "ThrottlingException", 4,
                             insert(pending_order("o-1"), key_names=("id",), table=ORDERS_TABLE)))
     send_letters(aws["IngestDlqUrl"],
-                 DeadLetter("ingest", "field device is missing", "device: absent", 1,
+                 DeadLetter("ingest", "device: required", "InvalidMessage: device: required", 1,
                             sqs_message(sighting("u-enveloped"))))
     boto3.client("sqs").send_message(QueueUrl=aws["IngestDlqUrl"], MessageBody=json.dumps(sighting("u-raw")))
     return {"alice": alice}
@@ -166,7 +166,7 @@ def test_letters_that_fail_again_stay_with_their_reason(aws: StageResources, run
     send_letters(aws["StreamDlqUrl"], DeadLetter("fanout", "PutEvents failed after 3 attempt(s)", "e", 3,
                                                  insert(alice)))
     boto3.client("sqs").send_message(QueueUrl=aws["StreamDlqUrl"], MessageBody="hello")
-    send_letters(aws["IngestDlqUrl"], DeadLetter("ingest", "field device is missing", "device: absent", 1,
+    send_letters(aws["IngestDlqUrl"], DeadLetter("ingest", "device: required", "InvalidMessage: device: required", 1,
                                                  sqs_message({"user_id": "u-1", "location": "x"})))
 
     def refuse(_call: Any, **_kw: Any) -> Any:
@@ -182,7 +182,7 @@ def test_letters_that_fail_again_stay_with_their_reason(aws: StageResources, run
     assert device_items(aws) == []
     out = capsys.readouterr().out
     assert "failed again" in out and "systemic: AccessDeniedException" in out
-    assert "invalid" in out and "field device is missing" in out
+    assert "invalid" in out and "device: required" in out
     assert "unreadable" in out
 
 

@@ -32,7 +32,7 @@ def busy_stage(aws: StageResources) -> None:
         DeadLetter("fanout", "PutEvents failed after 3 attempt(s)", "e", 3, insert(user(1))),
     ])
     DeadLetterQueue(sqs, aws["IngestDlqUrl"]).send([
-        DeadLetter("ingest", "field device is missing", "device: absent", 1, sqs_message({"user_id": "u"})),
+        DeadLetter("ingest", "device: required", "InvalidMessage: device: required", 1, sqs_message({"user_id": "u"})),
     ])
     sqs.send_message(QueueUrl=aws["IngestDlqUrl"], MessageBody='{"user_id": "u-raw"}')
 
@@ -58,7 +58,7 @@ def test_status_peek_counts_dead_letters_by_consumer_and_reason_and_leaves_them(
     assert letters == {  # (count, of which kept in S3)
         ("stream DLQ", "replication", "target write failed after retries"): ("2", "0"),
         ("stream DLQ", "fanout", "PutEvents failed after 3 attempt(s)"): ("1", "0"),
-        ("ingest DLQ", "ingest", "field device is missing"): ("1", "0"),
+        ("ingest DLQ", "ingest", "device: required"): ("1", "0"),
         ("ingest DLQ", "ingest", "moved by the ingest queue's redrive policy (maxReceiveCount)"): ("1", "0"),
     }
     # AND every letter is visible again at once
@@ -91,3 +91,39 @@ def test_status_names_what_is_missing_and_exits_1(aws: StageResources, tmp_path:
     out = capsys.readouterr().out
     assert "ResourceNotFoundException" in out and "NonExistentQueue" in out
     assert "2 resource(s) of stage half could not be read" in out
+
+
+def test_status_of_a_stage_that_is_not_provisioned_is_one_line_without_tables(
+        aws: StageResources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a stage whose config names tables and queues that this account does not have (prod, never provisioned)
+    from ops.__main__ import main
+
+    variables = {name: value.replace("stream-pipeline-test", "stream-pipeline-nowhere")
+                 for name, value in aws.env().items()}
+    for name in variables:
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"stages": {"prod": {"environment_variables": variables}}}))
+
+    # WHEN asking for its status
+    code = main(["status", "--stage", "prod", "--config", str(config), "--peek", "--wait-seconds", "0"])
+
+    # THEN one line says so and how to fix it; no table of errors comes first
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    assert captured.err == ("python -m ops status: error: stage prod is not provisioned in region us-east-1: none of "
+                            "its 4 tables and 3 queues exist (create them with `python -m ops provision --stage "
+                            "prod`)\n")
+
+
+def test_a_stage_none_of_whose_resources_can_be_read_names_the_errors() -> None:
+    from ops.status import unreadable_stage
+
+    denied = "[red]AccessDeniedException[/red]"
+    line = unreadable_stage("prod", [("users", "t", denied)], [("ingest", "[red]AccessDenied[/red]", "-", "-")],
+                            "at http://127.0.0.1:4566")
+    assert line == ("none of stage prod's 1 tables and 1 queues could be read at http://127.0.0.1:4566: "
+                    "AccessDenied, AccessDeniedException")
+    assert unreadable_stage("prod", [("users", "t", "12")], [("ingest", denied, "-", "-")], "here") is None

@@ -123,3 +123,38 @@ def sqs_message(body: str | Mapping[str, Any], *, queue_arn: str = INGEST_QUEUE_
 def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
     """An SQS Lambda event."""
     return {"Records": list(records)}
+
+
+def api_gateway_event(method: str, resource: str, path: str, body: str | None = None, *, stage: str = "api",
+                      called_path: str | None = None, path_parameters: Mapping[str, str] | None = None,
+                      content_type: str = "application/json") -> dict[str, Any]:
+    """An API Gateway REST proxy event as Lambda receives it behind stage `stage` (Chalice's deployed shape).
+
+    `path` is the route with its values (`/users`); `requestContext.path` is what the client called, the stage
+    first (`/api/users`), or `called_path` (a custom domain's base path instead of the stage).
+    """
+    request_id = str(uuid.uuid4())
+    headers = {"Content-Type": content_type, "Host": f"abc123.execute-api.{REGION}.amazonaws.com",
+               "X-Forwarded-Proto": "https"}
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": dict(path_parameters) if path_parameters else None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "a1b2c3", "resourcePath": resource, "httpMethod": method,
+            "extendedRequestId": request_id, "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            "path": called_path if called_path is not None else f"/{stage}{path}",
+            "accountId": ACCOUNT, "protocol": "HTTP/1.1", "stage": stage, "domainPrefix": "abc123",
+            "requestTimeEpoch": int(time.time() * 1000), "requestId": request_id,
+            "identity": {"sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
+            "domainName": f"abc123.execute-api.{REGION}.amazonaws.com", "apiId": "abc123",
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }

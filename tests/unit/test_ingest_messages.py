@@ -74,29 +74,34 @@ def test_length_counts_characters_after_trimming():
     assert accepted(sqs_message({**GOOD, "device": wide})).device == wide
     assert accepted(sqs_message({**GOOD, "device": "x" * MAX_FIELD_CHARS + "   "})).device == "x" * MAX_FIELD_CHARS
     too_long = rejected(sqs_message({**GOOD, "location": "y" * (MAX_FIELD_CHARS + 1)}))
-    assert too_long.reason == "field location is longer than 256 characters"
-    assert "257 characters" in too_long.error
+    assert too_long.reason == "location: must be a string of 1 to 256 characters, got 257 characters"
+    assert too_long.error == f"InvalidMessage: {too_long.reason}"
 
 
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ("not json at all", "body is not JSON"),
-        ('{"user_id": "u"', "body is not JSON"),
-        ("", "body is not JSON"),
-        ("[" * 100_000 + "]" * 100_000, "body is not JSON"),
-        ('["u-1", "pixel", "Lisbon"]', "body is not a JSON object"),
-        ('"just a string"', "body is not a JSON object"),
-        ("42", "body is not a JSON object"),
-        ("null", "body is not a JSON object"),
-        (json.dumps({"device": "d", "location": "l"}), "field user_id is missing"),
-        (json.dumps({**GOOD, "device": ""}), "field device is empty"),
-        (json.dumps({**GOOD, "device": "   \t"}), "field device is empty"),
-        (json.dumps({**GOOD, "location": 12}), "field location is not a string"),
-        (json.dumps({**GOOD, "location": None}), "field location is not a string"),
-        (json.dumps({**GOOD, "user_id": ["u"]}), "field user_id is not a string"),
-        (json.dumps({**GOOD, "user_id": True}), "field user_id is not a string"),
-        (json.dumps({**GOOD, "user_id": "u" * 257}), "field user_id is longer than 256 characters"),
+        ("not json at all", "body: must be a JSON object, got invalid JSON"),
+        ('{"user_id": "u"', "body: must be a JSON object, got invalid JSON"),
+        ("", "body: must be a JSON object, got invalid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "body: must be a JSON object, got invalid JSON"),
+        ('["u-1", "pixel", "Lisbon"]', "body: must be a JSON object, got array"),
+        ('"just a string"', "body: must be a JSON object, got string"),
+        ("42", "body: must be a JSON object, got number"),
+        ("null", "body: must be a JSON object, got null"),
+        (json.dumps({"device": "d", "location": "l"}), "user_id: required"),
+        (json.dumps({**GOOD, "device": ""}), "device: must be a string of 1 to 256 characters, got an empty string"),
+        (json.dumps({**GOOD, "device": "   \t"}),
+         "device: must be a string of 1 to 256 characters, got a blank string"),
+        (json.dumps({**GOOD, "location": 12}), "location: must be a string of 1 to 256 characters, got number"),
+        (json.dumps({**GOOD, "location": None}), "location: must be a string of 1 to 256 characters, got null"),
+        (json.dumps({**GOOD, "user_id": ["u"]}), "user_id: must be a string of 1 to 256 characters, got array"),
+        (json.dumps({**GOOD, "user_id": True}), "user_id: must be a string of 1 to 256 characters, got boolean"),
+        (json.dumps({**GOOD, "user_id": "u" * 257}),
+         "user_id: must be a string of 1 to 256 characters, got 257 characters"),
+        # a lone surrogate escape: no table could store it, so it is the message's fault, not a write failure
+        ('{"user_id": "\\ud800", "device": "d", "location": "l"}',
+         "user_id: must be a string of 1 to 256 characters, got invalid Unicode (an unpaired surrogate escape)"),
     ],
 )
 def test_each_kind_of_invalid_body_has_its_reason(body: str, reason: str):
@@ -107,24 +112,31 @@ def test_each_kind_of_invalid_body_has_its_reason(body: str, reason: str):
 
 def test_every_problem_of_a_body_is_named():
     outcome = rejected(sqs_message({"user_id": "", "device": 5}))
-    assert outcome.reason == "field user_id is empty; field device is not a string; field location is missing"
-    assert "device: got number" in outcome.error
+    assert outcome.reason == ("user_id: must be a string of 1 to 256 characters, got an empty string; "
+                              "device: must be a string of 1 to 256 characters, got number; location: required")
+    assert outcome.error == f"InvalidMessage: {outcome.reason}"
 
 
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda r: r.pop("messageId"), "record has no messageId"),
-        (lambda r: r.update(messageId=""), "record has no messageId"),
-        (lambda r: r.update(messageId="m" * 101), "record has an invalid messageId"),
-        (lambda r: r.update(attributes={"ApproximateReceiveCount": "1"}), "record has no SentTimestamp"),
+        (lambda r: r.pop("messageId"), "messageId: required"),
+        (lambda r: r.update(messageId=""),
+         "messageId: must be an SQS message id of 1 to 100 characters, got an empty string"),
+        (lambda r: r.update(messageId="m" * 101),
+         "messageId: must be an SQS message id of 1 to 100 characters, got a string of 101 characters"),
+        (lambda r: r.update(attributes={"ApproximateReceiveCount": "1"}), "attributes.SentTimestamp: required"),
         (lambda r: r["attributes"].pop("SentTimestamp") and r["attributes"].update(
-            ApproximateFirstReceiveTimestamp="soon"), "record has an invalid ApproximateFirstReceiveTimestamp"),
-        (lambda r: r.pop("attributes"), "record has no SentTimestamp"),
-        (lambda r: r["attributes"].update(SentTimestamp="yesterday"), "record has an invalid SentTimestamp"),
-        (lambda r: r["attributes"].update(SentTimestamp="-5"), "record has an invalid SentTimestamp"),
-        (lambda r: r["attributes"].update(SentTimestamp="9" * 30), "record has an invalid SentTimestamp"),
-        (lambda r: r.pop("body"), "record has no body"),
+            ApproximateFirstReceiveTimestamp="soon"),
+         'attributes.ApproximateFirstReceiveTimestamp: must be epoch milliseconds, got "soon"'),
+        (lambda r: r.pop("attributes"), "attributes.SentTimestamp: required"),
+        (lambda r: r["attributes"].update(SentTimestamp="yesterday"),
+         'attributes.SentTimestamp: must be epoch milliseconds, got "yesterday"'),
+        (lambda r: r["attributes"].update(SentTimestamp="-5"),
+         'attributes.SentTimestamp: must be epoch milliseconds, got "-5"'),
+        (lambda r: r["attributes"].update(SentTimestamp="9" * 30),
+         'attributes.SentTimestamp: must be epoch milliseconds, got "999999999999999999999999999999"'),
+        (lambda r: r.pop("body"), "body: required"),
     ],
 )
 def test_a_record_lacking_what_the_key_needs_is_malformed(change, reason):
@@ -134,7 +146,7 @@ def test_a_record_lacking_what_the_key_needs_is_malformed(change, reason):
 
 
 def test_a_record_that_is_not_an_object_is_rejected():
-    assert rejected("not a record").reason == "record is not an object"
+    assert rejected("not a record").reason == "record: must be an object, got string"
 
 
 def test_sent_time_reads_epoch_milliseconds():

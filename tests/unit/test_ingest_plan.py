@@ -18,7 +18,8 @@ def test_a_batch_splits_into_sightings_and_rejections_in_order():
     assert [record for record, _ in plan.sightings] == [records[0], records[2]]
     assert [sighting.user_id for _, sighting in plan.sightings] == ["u-1", "u-2"]
     assert [(record, rejection.reason) for record, rejection in plan.rejections] == [
-        (records[1], "body is not JSON"), (records[3], "body is not a JSON object"),
+        (records[1], "body: must be a JSON object, got invalid JSON"), (records[3],
+         "body: must be a JSON object, got array"),
     ]
 
 

@@ -43,7 +43,7 @@ def test_an_order_without_items_totals_zero():
     [
         ("not a list", "items: must be an array, got string"),
         ([{"sku": "A", "quantity": "abc", "unit_price": Decimal(1)}],
-         "items[0].quantity: must be an integer >= 1, got 'abc'"),
+         "items[0].quantity: must be an integer >= 1, got string"),
         ([{"sku": "A", "quantity": Decimal(1), "unit_price": Decimal("-5")}],
          "items[0].unit_price: must be a number >= 0, got -5"),
         ([{"sku": "A", "quantity": Decimal(1), "unit_price": Decimal(1)}, {"quantity": Decimal(1), "unit_price": 1}],
@@ -61,7 +61,9 @@ def test_malformed_items_make_the_order_failed_with_the_reason(items, reason):
 
 def test_a_total_too_large_to_store_fails_the_order():
     outcome = decide("o-1", order(items=[{"sku": "A", "quantity": Decimal("1" * 38), "unit_price": Decimal("1.5")}]))
-    assert outcome.status == "FAILED" and outcome.failure_reason.startswith("items: the order total")
+    assert outcome.status == "FAILED"
+    assert outcome.failure_reason == ("items: must be lines whose exact total DynamoDB can store (at most 38 "
+                                      "significant digits), got a total of 16666666666666666666666666666666666666.5")
 
 
 @pytest.mark.parametrize("status", ["PROCESSED", "FAILED", None])
