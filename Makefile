@@ -68,7 +68,7 @@ package: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m mypy chalicelib ops local_stack tooling
+	$(PY) -m mypy app.py chalicelib ops local_stack tooling
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

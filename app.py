@@ -3,6 +3,7 @@
 import os
 
 from chalice import Chalice, IAMAuthorizer
+from chalice.app import Request
 
 from chalicelib import components
 from chalicelib.config import API_AUTH_IAM, api_auth
@@ -17,6 +18,13 @@ AUTH = IAMAuthorizer() if api_auth() == API_AUTH_IAM else None
 
 
 # Every log line is one JSON object, with the Lambda request id (and the consumer, on event handlers).
+def current_request() -> Request:
+    """The request being served (Chalice sets it before any route runs)."""
+    request = app.current_request
+    assert request is not None
+    return request
+
+
 @app.middleware("http")
 def structured_logs(request, get_response):
     return observe_request(app.log, request, get_response)
@@ -26,12 +34,12 @@ def structured_logs(request, get_response):
 
 @app.route("/users", methods=["POST"], authorizer=AUTH)
 def create_user():
-    return components.users_routes().create(app.current_request)
+    return components.users_routes().create(current_request())
 
 
 @app.route("/users", methods=["GET"], authorizer=AUTH)
 def list_users():
-    return components.users_routes().list(app.current_request)
+    return components.users_routes().list(current_request())
 
 
 @app.route("/users/{email}", methods=["GET"], authorizer=AUTH)
@@ -41,7 +49,7 @@ def get_user(email):
 
 @app.route("/users/{email}", methods=["PATCH"], authorizer=AUTH)
 def update_user(email):
-    return components.users_routes().update(email, app.current_request)
+    return components.users_routes().update(email, current_request())
 
 
 @app.route("/users/{email}", methods=["DELETE"], authorizer=AUTH)
@@ -79,12 +87,12 @@ def ingest_device_metadata(event):
 
 @app.route("/orders", methods=["POST"], authorizer=AUTH)
 def create_order():
-    return components.orders_routes().create(app.current_request)
+    return components.orders_routes().create(current_request())
 
 
 @app.route("/orders", methods=["GET"], authorizer=AUTH)
 def list_orders():
-    return components.orders_routes().list(app.current_request)
+    return components.orders_routes().list(current_request())
 
 
 @app.route("/orders/{id}", methods=["GET"], authorizer=AUTH)

@@ -226,11 +226,11 @@ def test_ingest_under_a_systemic_fault_leaves_every_valid_message_in_its_queue(a
     assert sorted(m["Body"] for m in left) == sorted(valid)
     # ... while the invalid one is dead-lettered with its reason (and deleted from the queue)
     assert [(letter["reason"], letter["record"]["body"]) for letter in drain(aws["IngestDlqUrl"])] == [
-        ("body is not JSON", "not json")]
+        ("body: must be a JSON object, got invalid JSON", "not json")]
     assert_one_error_line(errors(), "ingest", code, 3)
 
 
-def test_the_deployed_handler_reports_a_systemic_fault_through_the_same_path(chalice_client, aws, errors):
+def test_the_deployed_handler_reports_a_systemic_fault_through_the_same_path(chalice_client, aws, capsys):
     # GIVEN the app as Lambda invokes it, and an event bus that does not exist (a bad deploy)
     records = [insert(user(n)) for n in range(3)]
     missing = aws_error("events", "PutEvents", "ResourceNotFoundException", "Event bus stream-pipeline-test not found.")
@@ -240,5 +240,10 @@ def test_the_deployed_handler_reports_a_systemic_fault_through_the_same_path(cha
     # THEN the records are in the DLQ as systemic letters, and the invocation logged one ERROR line
     assert result.payload == {"batchItemFailures": []}
     assert_systemic_letters(aws, records, "fanout", "ResourceNotFoundException")
-    assert_one_error_line(errors(), "fanout", "ResourceNotFoundException", 3)
+    # (deployed, the handler's lines are JSON on stdout, as Lambda ships them)
+    lines = [json.loads(text) for text in capsys.readouterr().out.splitlines() if text.startswith("{")]
+    (line,) = [line for line in lines if line.get("level") == "ERROR"]
+    assert line["message"].startswith("fanout: systemic fault") and "ResourceNotFoundException" in line["message"]
+    assert "(3 record(s))" in line["message"] and "@example.com" not in line["message"]
+    assert (line["consumer"], line["function"]) == ("fanout", "fanout_users")
 

@@ -19,7 +19,13 @@ def test_load_users_are_valid_distinct_and_spread_over_50_states():
 
 def test_cpu_time_is_read_from_proc_and_a_fraction_is_per_wall_second():
     assert loadgen.cpu_seconds(os.getpid()) > 0
-    assert loadgen.cpu_fraction(os.getpid(), 0.0, sleep=lambda s: sum(range(200_000)) and None) > 0
+
+    def busy(_: float) -> None:  # /proc counts in clock ticks (10 ms): spin until at least one more is counted
+        start = loadgen.cpu_seconds(os.getpid())
+        while loadgen.cpu_seconds(os.getpid()) == start:
+            sum(range(10_000))
+
+    assert loadgen.cpu_fraction(os.getpid(), 0.0, sleep=busy) > 0
 
 
 def test_the_report_shows_the_ratios_the_issue_bounds():
