@@ -146,9 +146,12 @@ def _put_events(original: Callable[..., list[dict[str, Any]]]) -> Callable[..., 
     return put_events
 
 
+COMPACT = (",", ":")
+
+
 def message_body(event: dict[str, Any]) -> str:
     """The SQS message an event becomes: `detail` is the published Detail text itself, every digit kept,
-    unless a target's InputTransformer changed it; `time` as EventBridge writes it."""
+    unless a target's InputTransformer changed it; `time` as EventBridge writes it; compact JSON, as AWS sends."""
     from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp
 
     event = dict(event)
@@ -156,9 +159,9 @@ def message_body(event: dict[str, Any]) -> str:
         event["time"] = iso_8601_datetime_without_milliseconds(utcfromtimestamp(float(event["time"])))  # type: ignore[arg-type]
     raw = getattr(_delivery, "detail", None)
     if raw is None or event.get("detail") != json.loads(raw):
-        return json.dumps(event)
+        return json.dumps(event, separators=COMPACT)
     marker = f"exact-detail-{uuid.uuid4().hex}"
-    return json.dumps({**event, "detail": marker}).replace(json.dumps(marker), raw, 1)
+    return json.dumps({**event, "detail": marker}, separators=COMPACT).replace(json.dumps(marker), raw, 1)
 
 
 def _send_to_sqs_queue(original: Callable[..., None]) -> Callable[..., None]:
