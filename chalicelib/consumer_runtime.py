@@ -193,7 +193,11 @@ class ConsumerRuntime:
     def _finished(self, outcome: Outcome, delivery: LetterDelivery) -> None:
         """Log and measure a delivered outcome, once per invocation, on every path (answered or raised)."""
         _log(outcome, delivery)
-        metrics.emit(outcome.consumer, metrics_of(outcome), self._clock(), self._metrics_namespace)
+        try:
+            metrics.emit(outcome.consumer, metrics_of(outcome), self._clock(), self._metrics_namespace)
+        except Exception as error:  # a metric must never cost a delivery: Lambda would deliver the batch again
+            logger.error("%s: metrics not emitted: %s: %s", outcome.consumer, type(error).__name__, error,
+                         extra={"consumer": outcome.consumer})
 
 
 def record_ids(record: Any) -> dict[str, str]:

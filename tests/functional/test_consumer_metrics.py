@@ -3,7 +3,10 @@ JSON lines: through the app's own handlers, on moto, on the answered and the rai
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -180,3 +183,19 @@ def test_redrive_reads_an_outcome_without_emitting_metrics(aws: StageResources,
     assert outcome.applied == 1
     documents, _ = split_stdout(capsys.readouterr().out)
     assert documents == []
+
+
+def test_metrics_that_cannot_be_written_are_an_error_line_not_a_failed_delivery(
+        aws: StageResources, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a stdout that is gone (a closed stream)
+    gone = io.StringIO()
+    gone.close()
+    monkeypatch.setattr(sys, "stdout", gone)
+
+    # WHEN a batch is handled
+    answer = components.replication_consumer().handle([insert(user(1))])
+
+    # THEN it is finished as usual (nothing delivered twice), and the lost metrics are said once, loudly
+    assert answer == {"batchItemFailures": []}
+    (line,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert line.getMessage().startswith("replication: metrics not emitted: ValueError")
