@@ -230,7 +230,7 @@ def test_ingest_under_a_systemic_fault_leaves_every_valid_message_in_its_queue(a
     assert_one_error_line(errors(), "ingest", code, 3)
 
 
-def test_the_deployed_handler_reports_a_systemic_fault_through_the_same_path(chalice_client, aws, errors):
+def test_the_deployed_handler_reports_a_systemic_fault_through_the_same_path(chalice_client, aws, capsys):
     # GIVEN the app as Lambda invokes it, and an event bus that does not exist (a bad deploy)
     records = [insert(user(n)) for n in range(3)]
     missing = aws_error("events", "PutEvents", "ResourceNotFoundException", "Event bus stream-pipeline-test not found.")
@@ -240,5 +240,10 @@ def test_the_deployed_handler_reports_a_systemic_fault_through_the_same_path(cha
     # THEN the records are in the DLQ as systemic letters, and the invocation logged one ERROR line
     assert result.payload == {"batchItemFailures": []}
     assert_systemic_letters(aws, records, "fanout", "ResourceNotFoundException")
-    assert_one_error_line(errors(), "fanout", "ResourceNotFoundException", 3)
+    # the handler's lines are JSON on stdout (Lambda's log stream), not the root logger's: read them there
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"level"')]
+    (error,) = [line for line in lines if line["level"] == "ERROR"]
+    assert error["consumer"] == "fanout" and error["function"] == "fanout_users"
+    assert error["message"].startswith("fanout: systemic fault") and "ResourceNotFoundException" in error["message"]
+    assert "(3 record(s))" in error["message"] and "@example.com" not in error["message"]
 
