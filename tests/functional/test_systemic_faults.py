@@ -226,7 +226,7 @@ def test_ingest_under_a_systemic_fault_leaves_every_valid_message_in_its_queue(a
     assert sorted(m["Body"] for m in left) == sorted(valid)
     # ... while the invalid one is dead-lettered with its reason (and deleted from the queue)
     assert [(letter["reason"], letter["record"]["body"]) for letter in drain(aws["IngestDlqUrl"])] == [
-        ("body is not JSON", "not json")]
+        ("body: must be a JSON object, got invalid JSON", "not json")]
     assert_one_error_line(errors(), "ingest", code, 3)
 
 
