@@ -2,8 +2,8 @@
 
 Nothing here runs at import: no client exists until a handler needs one, each function imports only
 the modules of its own capability (cold start), and tests swap clients through `chalicelib.clients`.
-Each consumer comes wrapped in its `ConsumerRuntime`: `.handle(records)` for Lambda, `.process(records)`
-for redrive (the Outcome, nothing delivered).
+Each consumer comes wrapped in its `ConsumerRuntime`: `.handle(records)` for Lambda (logs and EMF metrics
+included), `.process(records)` for redrive (the Outcome, nothing delivered, nothing emitted).
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def replication_consumer() -> ConsumerRuntime:
     from chalicelib.replication.projection import TARGET_KEY_NAMES
 
     writer = BatchWriter(clients.client("dynamodb"), settings().users_by_location_table, TARGET_KEY_NAMES)
-    return ConsumerRuntime(ReplicationConsumer(writer), stream_dead_letters())
+    return ConsumerRuntime(ReplicationConsumer(writer), stream_dead_letters(),
+                           metrics_namespace=settings().metrics_namespace)
 
 
 def fanout_consumer() -> ConsumerRuntime:
@@ -85,7 +86,7 @@ def fanout_consumer() -> ConsumerRuntime:
     publisher = EventPublisher(clients.client("events"), config.event_bus_name,
                                Backoff(max_attempts=config.fanout_max_attempts), config.event_max_bytes)
     consumer = FanoutConsumer(publisher, config.event_source, config.users_table, max_bytes=config.event_max_bytes)
-    return ConsumerRuntime(consumer, stream_dead_letters())
+    return ConsumerRuntime(consumer, stream_dead_letters(), metrics_namespace=config.metrics_namespace)
 
 
 def ingest_consumer() -> ConsumerRuntime:
@@ -101,7 +102,8 @@ def ingest_consumer() -> ConsumerRuntime:
     # and the worst case (4 attempts x 4 chunks x botocore's own retries) stays inside the 60 s timeout.
     writer = BatchWriter(clients.client("dynamodb"), settings().device_metadata_table, ITEM_KEY_NAMES,
                          Backoff(max_attempts=4))
-    return ConsumerRuntime(IngestConsumer(writer), ingest_dead_letters(), SourceQueue(clients.client("sqs")))
+    return ConsumerRuntime(IngestConsumer(writer), ingest_dead_letters(), SourceQueue(clients.client("sqs")),
+                           metrics_namespace=settings().metrics_namespace)
 
 
 def orders_repository() -> OrdersRepository:
@@ -123,4 +125,5 @@ def order_processor() -> ConsumerRuntime:
     from chalicelib.consumer_runtime import ConsumerRuntime
     from chalicelib.orders.processing import OrderProcessor
 
-    return ConsumerRuntime(OrderProcessor(orders_repository()), stream_dead_letters())
+    return ConsumerRuntime(OrderProcessor(orders_repository()), stream_dead_letters(),
+                           metrics_namespace=settings().metrics_namespace)

@@ -13,7 +13,9 @@ letter and answers nothing. `deliver` is the one place an outcome is finished:
      `RetryLater`, so exactly the others come back (an answer naming them would be ignored, and the whole
      batch deleted, where ReportBatchItemFailures is off);
 3. the invocation is logged once: one INFO summary, one WARNING per dead-lettered record (by eventID or
-   messageId), and one ERROR line when a systemic fault was seen (its codes and counts, no record data).
+   messageId), and one ERROR line when a systemic fault was seen (its codes and counts, no record data);
+4. its metrics are emitted once, as one EMF document on stdout (SPEC "Observability"), on every path,
+   answered or raised.
 
 Redrive calls `process` and reads the Outcome without delivering it: a letter that fails again is not
 sent anywhere, it stays in its dead-letter queue.
@@ -28,8 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, TypedDict
 
+from chalicelib.clock import Clock, utc_now
+from chalicelib.config import DEFAULT_METRICS_NAMESPACE
 from chalicelib.dead_letters import DeadLetter, DeadLetterQueue, DeadLetterQueueUnavailable, LetterDelivery
 from chalicelib.faults import Failure, Fault, letter_reason
+from chalicelib.observability import metrics
 from chalicelib.retry import CallStats
 from chalicelib.source_queue import SourceQueue
 
@@ -121,12 +126,18 @@ class Consumer(Protocol):
 
 
 class ConsumerRuntime:
-    """Runs a consumer on a Lambda batch and delivers its outcome (`source_queue`: for SQS event sources)."""
+    """Runs a consumer on a Lambda batch and delivers its outcome (`source_queue`: for SQS event sources).
 
-    def __init__(self, consumer: Consumer, dead_letters: DeadLetterQueue, source_queue: SourceQueue | None = None):
+    `metrics_namespace`: where its EMF metrics go; `clock`: the invocation's time (StreamLagMs, timestamp).
+    """
+
+    def __init__(self, consumer: Consumer, dead_letters: DeadLetterQueue, source_queue: SourceQueue | None = None,
+                 *, metrics_namespace: str = DEFAULT_METRICS_NAMESPACE, clock: Clock = utc_now):
         self.consumer = consumer
         self._dead_letters = dead_letters
         self._source_queue = source_queue
+        self._metrics_namespace = metrics_namespace
+        self._clock = clock
 
     def process(self, records: Sequence[Any]) -> Outcome:
         """The consumer's outcome for `records`, not delivered (redrive reads it)."""
@@ -149,7 +160,7 @@ class ConsumerRuntime:
     def _answer_stream(self, outcome: Outcome, delivery: LetterDelivery) -> BatchResponse:
         for _, failure in delivery.failed:
             outcome.note(failure)
-        _finished(outcome, delivery)
+        self._finished(outcome, delivery)
         if delivery.failed:
             codes = ", ".join(sorted({failure.code for _, failure in delivery.failed}))
             raise DeadLetterQueueUnavailable(f"{len(delivery.failed)} dead letter(s) could not be stored in "
@@ -161,7 +172,7 @@ class ConsumerRuntime:
         for letter, failure in delivery.failed:  # a letter that cannot be stored: its message stays instead
             outcome.leave(letter.record, failure)
         if not outcome.left:
-            _finished(outcome, delivery)
+            self._finished(outcome, delivery)
             return {"batchItemFailures": []}
         left = {id(record) for record, _ in outcome.left}
         before = source.stats.copy()
@@ -170,7 +181,7 @@ class ConsumerRuntime:
         for not_deleted in undeleted:
             logger.warning("%s: finished message not deleted (it comes back, harmlessly): %s", outcome.consumer,
                            not_deleted.error, extra={"consumer": outcome.consumer, "messageId": not_deleted.message_id})
-        _finished(outcome, delivery)
+        self._finished(outcome, delivery)
         causes = Counter(letter_reason(failure, 1) if failure.fault is Fault.SYSTEMIC
                          else f"{failure.operation or 'request'}: {failure.text}" for _, failure in outcome.left)
         message = (f"{len(outcome.left)} of {outcome.records_in} message(s) remain in the queue for retry: "
@@ -178,6 +189,15 @@ class ConsumerRuntime:
         if undeleted:
             message += f" ({len(undeleted)} finished message(s) could not be deleted and will be delivered again)"
         raise RetryLater(message, len(outcome.left), len(undeleted))
+
+    def _finished(self, outcome: Outcome, delivery: LetterDelivery) -> None:
+        """Log and measure a delivered outcome, once per invocation, on every path (answered or raised)."""
+        _log(outcome, delivery)
+        try:
+            metrics.emit(outcome.consumer, metrics_of(outcome), self._clock(), self._metrics_namespace)
+        except Exception as error:  # a metric must never cost a delivery: Lambda would deliver the batch again
+            logger.error("%s: metrics not emitted: %s: %s", outcome.consumer, type(error).__name__, error,
+                         extra={"consumer": outcome.consumer})
 
 
 def record_ids(record: Any) -> dict[str, str]:
@@ -190,9 +210,15 @@ def record_ids(record: Any) -> dict[str, str]:
     return {}
 
 
-def _finished(outcome: Outcome, delivery: LetterDelivery) -> None:
-    """Record a delivered outcome, once per invocation, on every path (answered or raised): its counts are final
-    here, so this is where the invocation is logged (and where its metrics belong)."""
+def metrics_of(outcome: Outcome) -> metrics.ConsumerMetrics:
+    """A delivered outcome's metrics (pure): its counts are final once its letters are stored."""
+    return metrics.ConsumerMetrics(records_in=outcome.records_in, applied=outcome.applied,
+                                   dead_lettered=outcome.dead_lettered, retries=outcome.retries,
+                                   aws_calls=outcome.aws_calls, oldest_created_at=outcome.oldest_created_at)
+
+
+def _log(outcome: Outcome, delivery: LetterDelivery) -> None:
+    """The invocation's log lines: one WARNING per dead-lettered record, the ERROR of systemic faults, the summary."""
     consumer = {"consumer": outcome.consumer}
     for letter in delivery.stored:
         if not letter.reason.startswith("systemic:"):  # systemic letters are counted in the ERROR line below

@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Any
 
-from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
+from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer, RouteMatcher
 
 from local_stack.function_output import capture
 
@@ -14,14 +14,37 @@ logger = logging.getLogger("local_stack.api")
 
 
 class _LoggedRequestHandler(ChaliceRequestHandler):
-    """Chalice's handler with its access log sent to logging instead of bare stderr."""
+    """Chalice's handler with its access log sent to logging instead of bare stderr.
+
+    The access log names the route (`GET /users/{email} 200`), never the requested path: paths and query
+    strings carry personal data (an e-mail address, a state and city).
+    """
+
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any):
+        self._routes = RouteMatcher(list(app_object.routes))  # before the base class handles the request
+        super().__init__(request, client_address, server, app_object, config)
 
     def handle_one_request(self) -> None:
         with capture("api_handler"):  # the API's JSON log lines, rendered like the other functions'
             super().handle_one_request()
 
+    def route(self) -> str:
+        """The route template the request's path matched (its query left out), or `(no route)`."""
+        try:
+            return self._routes.match_route(getattr(self, "path", "")).route
+        except ValueError:
+            return "(no route)"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        logger.info("%s %s %s", getattr(self, "command", "-"), self.route(), getattr(code, "value", code))
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
-        logger.info("%s", format % args)
+        # Errors (a malformed request line): whatever quotes the request line or path says the route instead.
+        text = format % args
+        for raw in (getattr(self, "requestline", ""), getattr(self, "path", "")):
+            if raw:
+                text = text.replace(raw, f"{getattr(self, 'command', '-')} {self.route()}")
+        logger.info("%s", text)
 
 
 class ApiServer:

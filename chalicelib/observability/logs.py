@@ -5,7 +5,9 @@ Configured once per process from the handler path (`configure`), never at import
 Powertools for AWS Lambda's; keys bound per invocation live in a context variable (each thread has its
 own), so handlers running in parallel threads (the local stack) never see each other's keys.
 Nothing personal goes in: records are named by eventID / messageId, never by image values, message
-bodies or users' keys (an e-mail address).
+bodies or users' keys (an e-mail address). The AWS SDK's DEBUG lines are whole requests and responses
+(items, message bodies), so its loggers are held at INFO even when the root logger is at DEBUG (Lambda's
+AWS_LAMBDA_LOG_LEVEL=DEBUG); a level set on them on purpose (a developer's wire trace) is left alone.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ LOGGER_NAME = "chalicelib"
 FUNCTION_NAME_VARIABLE = "AWS_LAMBDA_FUNCTION_NAME"
 KEY_ORDER = ["level", "message", "consumer", "function", "aws_request_id", "timestamp", "location"]
 INVOCATION_KEYS = ("consumer", "function", "aws_request_id")
+SDK_LOGGERS = ("boto3", "botocore", "s3transfer")
 
 _invocation_keys: ContextVar[dict[str, str]] = ContextVar("invocation_keys", default={})  # noqa: B039 - never mutated
 _lock = threading.Lock()
 # logger name → (our handler, the handlers it replaced, its former propagate)
 _configured: dict[str, tuple[logging.Handler, list[logging.Handler], bool]] = {}
+_held: list[str] = []  # SDK loggers `configure` held at INFO
 
 
 class InvocationKeys(logging.Filter):
@@ -67,6 +71,11 @@ def configure(*loggers: logging.Logger | str) -> None:
     """
     names = [LOGGER_NAME, *(item if isinstance(item, str) else item.name for item in loggers)]
     with _lock:
+        for name in SDK_LOGGERS:
+            sdk = logging.getLogger(name)
+            if sdk.level == logging.NOTSET and name not in _held:
+                sdk.setLevel(logging.INFO)
+                _held.append(name)
         for name in names:
             if name in _configured:
                 continue
@@ -95,6 +104,9 @@ def unconfigure() -> None:
                 logger.addHandler(former)
             logger.propagate = propagate
         _configured.clear()
+        for name in _held:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        _held.clear()
 
 
 @contextmanager

@@ -111,8 +111,8 @@ class StreamDispatcher:
                 continue
             kind = record.event_name
             if kind is None:
-                logger.warning("%s: skipping record %s with unknown eventName %r",
-                               self.name, record.event_id, record.event_name_text)
+                logger.warning("%s: skipping a record with unknown eventName %r", self.name, record.event_name_text,
+                               extra={"eventID": record.event_id})
                 report.skipped.append(raw)
                 continue
             self._run(record, self._handlers[kind], report)
@@ -130,8 +130,8 @@ class StreamDispatcher:
                 report.failures.append(RecordFailure(record.raw, f"malformed stream record: {error}", error, record))
                 return
             except Exception as error:  # isolation: one record's bug must not sink the batch
-                logger.exception("%s: handler %s failed on record %s", self.name,
-                                 getattr(handler, "__name__", handler), record.event_id)
+                logger.exception("%s: handler %s failed on a record", self.name, getattr(handler, "__name__", handler),
+                                 extra={"eventID": record.event_id})
                 report.failures.append(RecordFailure(record.raw, f"handler error: {error}", error, record))
                 return
         report.outcomes.append(RecordOutcome(record, tuple(results)))

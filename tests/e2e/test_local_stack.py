@@ -161,6 +161,13 @@ def test_the_demo_walks_through_every_flow_against_the_running_stack(stack):
     for expected in ("Columbus", "Staten Island", "MODIFY", "REMOVE", "iPhone 15", "PROCESSED", "7.25"):
         assert expected in result.stdout, result.stdout
     assert "✗" not in result.stdout
+    # it ends with the consumers' table, every consumer with records in and applied (their EMF metrics)
+    table = result.stdout[result.stdout.index("consumers, last hour"):]
+    rows = {cells[0]: cells[1:] for line in table.splitlines()
+            if len(cells := [cell.strip() for cell in line.strip("│┃ ").split("│")]) == 7}
+    for consumer in ("replication", "fanout", "orders", "ingest"):
+        records_in, applied = (float(rows[consumer][i].replace(",", "")) for i in (0, 1))
+        assert records_in > 0 and applied > 0, table
 
 
 @pytest.mark.parametrize("which", ["emulator", "api"])
@@ -204,3 +211,88 @@ def test_an_invalid_device_message_goes_to_the_ingest_dead_letter_queue_and_is_n
                                            KeyConditionExpression="user_id = :u",
                                            ExpressionAttributeValues={":u": {"S": marker}})["Items"]
     assert items == []
+
+
+# --- observability: the consumers' metrics in the emulator's CloudWatch; nothing personal in the stack's log ------
+
+def metric_sums(stack: LocalStackProcess) -> dict[tuple[str, str], float]:
+    """(consumer, metric) → the Sum over the last hour, read back with GetMetricStatistics."""
+    cloudwatch = stack.client("cloudwatch")
+    now = time.time()
+    sums = {}
+    for consumer in ("replication", "fanout", "orders", "ingest"):
+        for metric in ("RecordsIn", "RecordsApplied", "RecordsDeadLettered"):
+            points = cloudwatch.get_metric_statistics(
+                Namespace="stream-pipeline", MetricName=metric, Dimensions=[{"Name": "consumer", "Value": consumer}],
+                StartTime=now - 3600, EndTime=now + 60, Period=60, Statistics=["Sum"])["Datapoints"]
+            sums[consumer, metric] = sum(point["Sum"] for point in points)
+    return sums
+
+
+def test_the_consumers_metrics_reach_the_emulators_cloudwatch_with_the_right_sums(stack):
+    # GIVEN the sums so far (other tests share this stack)
+    before = metric_sums(stack)
+    outputs = stack.outputs()
+    sqs = stack.client("sqs")
+    queue = sqs.get_queue_url(QueueName=outputs["IngestQueueName"])["QueueUrl"]
+
+    # WHEN 2 users are created, 5 valid and 2 invalid device messages sent, and 1 order placed
+    for _ in range(2):
+        assert stack.http("POST", "/users", {"email": new_email(), "state": "MT", "city": "Helena",
+                                             "zipcode": "59601"})[0] == 201
+    for n in range(7):
+        body = {"user_id": f"u{n}", "device": "pixel", "location": "Helena"} if n < 5 else {"user_id": f"u{n}"}
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    assert stack.http("POST", "/orders", {"name": "metrics", "items": [
+        {"sku": "SKU-1", "quantity": 1, "unit_price": 1}]})[0] == 202
+    expected = {("replication", "RecordsIn"): 2, ("replication", "RecordsApplied"): 2,
+                ("fanout", "RecordsIn"): 2, ("fanout", "RecordsApplied"): 2,
+                ("ingest", "RecordsIn"): 7, ("ingest", "RecordsApplied"): 5, ("ingest", "RecordsDeadLettered"): 2,
+                ("orders", "RecordsApplied"): 1}
+
+    # THEN CloudWatch's sums grew by exactly what the consumers did (each invocation forwards its EMF document)
+    def grown() -> dict[tuple[str, str], float] | None:
+        after = metric_sums(stack)
+        delta = {key: after[key] - before[key] for key in expected}
+        return delta if delta == expected else None
+
+    assert eventually(grown, FLOW_TIMEOUT, interval=0.5) == expected, (
+        {key: metric_sums(stack)[key] - before[key] for key in expected}, stack.output()[-3000:])
+
+
+CANARIES = ("Zqxville-7f3a", "ZQ-91c2", "98765-4321", "canary.e4f1", "canary-dev-5b1e", "canary-loc-9d0c",
+            "canary-x-33aa", "canary-ord-c4d2", "canary-sku-77e1", "1234.5678")
+
+
+def test_the_stacks_delivery_and_access_log_hold_no_personal_data(stack):
+    # GIVEN a user, device messages and an order holding canary values, through every route and consumer
+    email = f"canary.e4f1.{uuid.uuid4().hex[:6]}@example.com"
+    user = {"email": email, "state": "ZQ-91c2", "city": "Zqxville-7f3a", "zipcode": "98765-4321"}
+    start = len(stack.lines)
+    assert stack.http("POST", "/users", user)[0] == 201
+    assert stack.http("POST", "/users", {**user, "battery": "canary-x-33aa"})[0] == 400
+    assert stack.http("GET", f"/users/{email}")[0] == 200
+    assert stack.http("PATCH", f"/users/{email}", {"city": "Zqxville-7f3a-b"})[0] == 200
+    assert stack.http("GET", "/users?state=ZQ-91c2&city=Zqxville-7f3a-b")[0] == 200
+    status, order = stack.http("POST", "/orders", {"name": "canary-ord-c4d2", "items": [
+        {"sku": "canary-sku-77e1", "quantity": 1, "unit_price": 1234.5678}]})
+    assert status == 202
+    assert stack.http("GET", f"/orders/{order['id']}")[0] == 200
+    sqs = stack.client("sqs")
+    queue = sqs.get_queue_url(QueueName=stack.outputs()["IngestQueueName"])["QueueUrl"]
+    sighting = {"user_id": email, "device": "canary-dev-5b1e", "location": "canary-loc-9d0c"}
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(sighting))
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({**sighting, "battery": ["canary-x-33aa"]}))
+    assert stack.http("DELETE", f"/users/{email}")[0] == 204
+
+    # WHEN every flow has run (the order processed, the user's removal replicated)
+    assert eventually(lambda: stack.http("GET", f"/orders/{order['id']}")[1]["status"] != "PENDING", FLOW_TIMEOUT)
+    assert eventually(lambda: not by_state(stack, "ZQ-91c2"), FLOW_TIMEOUT)
+    time.sleep(1)  # the ingest and fan-out deliveries' lines
+
+    # THEN the stack's output names routes, functions and record ids, and holds none of the values
+    lines = stack.lines[start:]
+    assert any("/users/{email}" in line for line in lines), "\n".join(lines[-50:])
+    assert any("ingest_device_metadata" in line for line in lines), "\n".join(lines[-50:])
+    leaks = [(canary, line) for line in lines for canary in CANARIES if canary in line]
+    assert not leaks, leaks

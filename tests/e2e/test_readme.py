@@ -64,7 +64,7 @@ EXPECTED = {
     "subscribe": ['"detail-type":"MODIFY"', '"changedAttributes":["city","updated_at"]', '"city":"Dallas"'],
     "ingest": ['"MessageId"', '"Items"'],
     "orders": ["202 Accepted", "Location: /orders/", '"status":"PENDING"'],
-    "metrics": ['"Datapoints"', "replication", "fanout", "ingest", "orders"],
+    "metrics": ['"Datapoints"', '"Sum": ', "replication", "fanout", "ingest", "orders"],  # a datapoint, not []
 }
 
 

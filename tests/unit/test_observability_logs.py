@@ -100,3 +100,24 @@ def test_unconfigure_gives_the_lines_back_to_the_root_logger(caplog: pytest.LogC
     with caplog.at_level(logging.INFO):
         logging.getLogger("chalicelib.x").info("seen by caplog")
     assert "seen by caplog" in caplog.text
+
+
+def test_the_sdks_wire_log_stays_off_when_the_root_logger_is_at_debug() -> None:
+    # GIVEN the root logger at DEBUG (Lambda's AWS_LAMBDA_LOG_LEVEL=DEBUG) and a developer's explicit s3transfer level
+    root, s3transfer = logging.getLogger(), logging.getLogger("s3transfer")
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    s3transfer.setLevel(logging.DEBUG)
+    try:
+        # WHEN logging is configured
+        logs.configure()
+        # THEN botocore's DEBUG lines (whole requests and responses: items, message bodies) are not emitted,
+        assert not logging.getLogger("botocore.endpoint").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("boto3.resources.action").getEffectiveLevel() == logging.INFO
+        # an explicit level stands, and unconfigure gives the SDK its inherited level back
+        assert s3transfer.level == logging.DEBUG
+        logs.unconfigure()
+        assert logging.getLogger("botocore").level == logging.NOTSET
+    finally:
+        root.setLevel(level)
+        s3transfer.setLevel(logging.NOTSET)
