@@ -33,12 +33,9 @@ from chalicelib import clients, components
 from chalicelib.config import Settings
 from chalicelib.consumer_runtime import ConsumerRuntime
 from chalicelib.dead_letters import CONSUMERS, DeadLetter, LetterStore
-from chalicelib.replication.replay import (
-    ConditionalTargetWriter,
-    ReplayError,
-    ReplicationReplayer,
-    plan_replay,
-)
+from chalicelib.replication.conditional_writer import ConditionalTargetWriter
+from chalicelib.replication.planning import ReplayError, plan_replay
+from chalicelib.replication.replay import ReplicationReplayer
 from chalicelib.retry import GaveUp
 from chalicelib.stream.record import MalformedRecord, StreamRecord
 from ops.dead_letter_inbox import DeadLetterInbox, InboxMessage, body_preview
