@@ -17,7 +17,7 @@ from chalicelib.replication.projection import TargetKey, project_user
 from chalicelib.replication.replay import ReplicationReplayer
 from tests.ops.ops_support import put_items, target_by_key, user
 from tests.support.events import insert
-from tests.support.faults import FaultyClient, aws_error
+from tests.support.faults import FaultyClient, aws_error, raising_first
 from tests.support.resources import StageResources
 
 
@@ -30,18 +30,6 @@ def writer_over(aws: StageResources, dynamodb: Any = None, slept: list[float] | 
     sleep = slept.append if slept is not None else (lambda _: None)
     return ConditionalTargetWriter(dynamodb or boto3.client("dynamodb"), aws["UsersTable"],
                                    aws["UsersByLocationTable"], Backoff(max_attempts=attempts, sleep=sleep))
-
-
-def failing(*errors: ClientError) -> Any:
-    """A fault raising `errors` in turn, then sending the real request."""
-    left = list(errors)
-
-    def fault(real: Any, **kwargs: Any) -> Any:
-        if left:
-            raise left.pop(0)
-        return real(**kwargs)
-
-    return fault
 
 
 def test_a_backfill_put_lands_only_where_no_item_is(aws: StageResources) -> None:
@@ -87,7 +75,8 @@ def test_a_throttled_write_is_retried_and_lands(aws: StageResources) -> None:
     put_items(aws["UsersTable"], [alice])
     throttled = aws_error("dynamodb", "PutItem", "ProvisionedThroughputExceededException")
     slept: list[float] = []
-    writer = writer_over(aws, FaultyClient(boto3.client("dynamodb"), put_item=failing(throttled, throttled)), slept)
+    faulty = FaultyClient(boto3.client("dynamodb"), put_item=raising_first(throttled, throttled))
+    writer = writer_over(aws, faulty, slept)
 
     (result,) = writer.apply([plan_backfill(alice)])  # type: ignore[list-item]
 
@@ -100,7 +89,7 @@ def test_an_item_refused_or_throttled_to_the_end_fails_that_write_only(aws: Stag
     put_items(aws["UsersTable"], [alice, bob, cy])
     refused = aws_error("dynamodb", "PutItem", "ValidationException", "Item size has exceeded the maximum")
     throttled = [aws_error("dynamodb", "PutItem", "ThrottlingException") for _ in range(2)]
-    writer = writer_over(aws, FaultyClient(boto3.client("dynamodb"), put_item=failing(refused, *throttled)),
+    writer = writer_over(aws, FaultyClient(boto3.client("dynamodb"), put_item=raising_first(refused, *throttled)),
                          attempts=2)
 
     first, second, third = writer.apply([plan_backfill(u) for u in (alice, bob, cy)])  # type: ignore[misc]
@@ -115,7 +104,7 @@ def test_an_item_refused_or_throttled_to_the_end_fails_that_write_only(aws: Stag
 @pytest.mark.parametrize("code", ["AccessDeniedException", "ResourceNotFoundException"])
 def test_a_systemic_fault_is_raised_at_once_never_retried(aws: StageResources, code: str) -> None:
     denied = aws_error("dynamodb", "PutItem", code)
-    faulty = FaultyClient(boto3.client("dynamodb"), put_item=failing(*[denied] * 5))
+    faulty = FaultyClient(boto3.client("dynamodb"), put_item=raising_first(*[denied] * 5))
     slept: list[float] = []
     writer = writer_over(aws, faulty, slept)
 
@@ -156,7 +145,8 @@ def test_a_replay_whose_write_is_refused_says_why_in_the_fault_models_words(aws:
     alice = user(1)
     put_items(aws["UsersTable"], [alice])
     refused = aws_error("dynamodb", "PutItem", "ValidationException", "bad")
-    replayer = ReplicationReplayer(writer_over(aws, FaultyClient(boto3.client("dynamodb"), put_item=failing(refused))))
+    faulty = FaultyClient(boto3.client("dynamodb"), put_item=raising_first(refused))
+    replayer = ReplicationReplayer(writer_over(aws, faulty))
 
     with pytest.raises(ReplayError, match="target write failed: PutItem refused the record: ValidationException"):
         replayer.replay(insert(alice))

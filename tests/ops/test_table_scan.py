@@ -3,8 +3,6 @@ is raised at once as botocore raised it (moto tables, real error shapes)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import boto3
 import pytest
 from botocore.exceptions import ClientError
@@ -12,26 +10,14 @@ from botocore.exceptions import ClientError
 from chalicelib.backoff import Backoff
 from ops.table_scan import TableScanner
 from tests.ops.ops_support import put_items, user
-from tests.support.faults import FaultyClient, aws_error
+from tests.support.faults import FaultyClient, aws_error, raising_first
 from tests.support.resources import StageResources
-
-
-def failing_first(*errors: ClientError) -> Any:
-    """A fault raising `errors` in turn, then sending the real request."""
-    left = list(errors)
-
-    def fault(real: Any, **kwargs: Any) -> Any:
-        if left:
-            raise left.pop(0)
-        return real(**kwargs)
-
-    return fault
 
 
 def test_a_throttled_or_failing_scan_page_is_retried_with_backoff(aws: StageResources) -> None:
     # GIVEN 30 users, and a Scan answered first with throttling, then with a 500
     put_items(aws["UsersTable"], [user(n) for n in range(30)])
-    faults = failing_first(aws_error("dynamodb", "Scan", "ProvisionedThroughputExceededException"),
+    faults = raising_first(aws_error("dynamodb", "Scan", "ProvisionedThroughputExceededException"),
                            aws_error("dynamodb", "Scan", "InternalServerError", status=500))
     slept: list[float] = []
     scanner = TableScanner(FaultyClient(boto3.client("dynamodb"), scan=faults), aws["UsersTable"],
@@ -49,7 +35,7 @@ def test_a_throttled_or_failing_scan_page_is_retried_with_backoff(aws: StageReso
 def test_a_systemic_error_is_raised_at_once_as_botocore_raised_it(aws: StageResources, code: str) -> None:
     denied = aws_error("dynamodb", "Scan", code)
     slept: list[float] = []
-    scanner = TableScanner(FaultyClient(boto3.client("dynamodb"), scan=failing_first(denied, denied)),
+    scanner = TableScanner(FaultyClient(boto3.client("dynamodb"), scan=raising_first(denied, denied)),
                            aws["UsersTable"], backoff=Backoff(sleep=slept.append))
 
     with pytest.raises(ClientError) as raised:
@@ -60,7 +46,7 @@ def test_a_systemic_error_is_raised_at_once_as_botocore_raised_it(aws: StageReso
 
 def test_throttling_outlasting_the_attempts_raises_the_last_error(aws: StageResources) -> None:
     errors = [aws_error("dynamodb", "DescribeTable", "ThrottlingException") for _ in range(3)]
-    scanner = TableScanner(FaultyClient(boto3.client("dynamodb"), describe_table=failing_first(*errors)),
+    scanner = TableScanner(FaultyClient(boto3.client("dynamodb"), describe_table=raising_first(*errors)),
                            aws["UsersTable"], backoff=Backoff(max_attempts=3, sleep=lambda _: None))
 
     with pytest.raises(ClientError) as raised:
