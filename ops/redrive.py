@@ -146,7 +146,9 @@ class ConsumerReplays:
             except (MalformedRecord, ReplayError, ValueError) as error:
                 return Replayed(Verdict.FAILED_AGAIN, str(error))
             steps = [f"{'delete' if w.is_delete else 'put'} {w.key.state}/{w.key.city_email}" for w in writes]
-            return Replayed(Verdict.WOULD_APPLY, "; ".join(steps) + " (unless newer)" if steps else "nothing to write")
+            if not steps:
+                return Replayed(Verdict.WOULD_APPLY, "nothing to write")
+            return Replayed(Verdict.WOULD_APPLY, "; ".join(steps) + " (the user's current state)")
         if letter.consumer == "ingest":
             from chalicelib.ingest.messages import Rejection, parse_message
 
