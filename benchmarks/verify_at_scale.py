@@ -165,7 +165,8 @@ def finish(runs: Sequence[Running]) -> list[Measured]:
             seconds = time.monotonic() - run.started
             peak = re.search(r"^peak-rss-kib (\d+)$", text, re.MULTILINE)
             drift = drift_of(text)
-            if run.process.returncode not in (0, 1) or len(drift) < len(PLANTED) or peak is None:
+            stopped = "verify stopped" in text or "verify interrupted" in text  # exit 1 too, like drift
+            if run.process.returncode not in (0, 1) or len(drift) < len(PLANTED) or peak is None or stopped:
                 print(f"--- {run.label}, {run.users:,} users: exit {run.process.returncode}\n{text[-3000:]}",
                       file=sys.stderr)
             measured.append(Measured(run.label, run.users, seconds, int(peak.group(1)) / 1024 if peak else -1,

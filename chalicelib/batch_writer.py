@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.backoff import Backoff
-from chalicelib.faults import RETRYABLE_CODES as RETRYABLE_CODES  # ops/table_scan.py's, until it uses retry.py
 from chalicelib.faults import UNPROCESSED, Failure
 from chalicelib.retry import CallStats, retry_pending
 from chalicelib.stream.images import typed_item

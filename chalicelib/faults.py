@@ -45,6 +45,8 @@ RETRYABLE_CODES = frozenset({
     # transient service errors (also answered with a 5xx, which is retryable whatever its code)
     "RequestTimeout", "RequestTimeoutException", "InternalFailure", "InternalException", "InternalError",
     "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException", "ReplicatedWriteConflictException",
+    # a resource still changing state (a Lambda event source mapping `chalice deploy` is still Creating)
+    "ResourceInUseException",
 })
 
 ITEM_CODES = frozenset({

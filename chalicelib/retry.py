@@ -2,6 +2,7 @@
 
 - `retry_call(request, backoff, stats)`: one request (UpdateItem, GetItem, PutObject, ...), sent again
   with backoff while it fails retryably; `GaveUp` (the Failure and the attempts made) otherwise.
+  `retry_request` is the same for callers that handle botocore's errors: it raises the last one as it came.
 - `retry_pending(items, send, backoff, stats, requests=...)`: a batch. `requests` groups the pending
   items into requests (≤ 25 writes, ≤ 10 entries within a size, ...); `send` makes one request and
   returns the items it did not take, each with its Failure (UnprocessedItems, failed entries). Only
@@ -82,6 +83,17 @@ def retry_call[R](request: Callable[[], R], backoff: Backoff, stats: CallStats) 
         backoff.wait(attempt)
         attempt += 1
         stats.retries += 1
+
+
+def retry_request[R](request: Callable[[], R], backoff: Backoff, stats: CallStats) -> R:
+    """`retry_call`, raising the botocore error of the last attempt as botocore raised it (operator tools and
+    readers whose callers name or catch botocore's errors)."""
+    try:
+        return retry_call(request, backoff, stats)
+    except GaveUp as gave_up:
+        error = gave_up.__cause__
+        assert error is not None  # retry_call always raises GaveUp from the botocore error
+        raise error from None
 
 
 def one_request[T](items: list[T]) -> list[list[T]]:

@@ -31,7 +31,8 @@ from rich.table import Table
 
 from chalicelib import clients
 from chalicelib.config import Settings
-from chalicelib.replication.replay import ConditionalTargetWriter, GuardedWrite, Outcome, plan_backfill
+from chalicelib.replication.conditional_writer import ConditionalTargetWriter, Outcome
+from chalicelib.replication.planning import GuardedWrite, plan_backfill
 from ops.progress import counter, progress_bar
 from ops.resumable_scan import CheckpointMismatch, RunReport, ScanShare, SegmentedRun, open_run
 from ops.stage_options import add_config_option, add_scan_options, checkpoint_path, console, scan_share_of, settings_of

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from chalicelib.backoff import Backoff
+from chalicelib.retry import CallStats, retry_request
 
 
 @dataclass
@@ -22,8 +22,14 @@ class MappingTuner:
     """Applies settings to every event source mapping of each function. `calls` counts Lambda requests."""
 
     lambda_client: Any
+    # A mapping chalice just created stays "Creating" (ResourceInUseException, retryable) for a few seconds.
     backoff: Backoff = field(default_factory=lambda: Backoff(max_attempts=10, base=0.5, cap=8.0))
-    calls: int = 0
+    stats: CallStats = field(default_factory=CallStats)
+
+    @property
+    def calls(self) -> int:
+        """Lambda requests made so far."""
+        return self.stats.calls
 
     def apply(self, settings: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]:
         """Function name → UUIDs of the mappings updated (LookupError, before any update, when one has none)."""
@@ -42,8 +48,8 @@ class MappingTuner:
         found: dict[str, list[str]] = {}
         marker: str | None = None
         while True:
-            self.calls += 1
-            page = self.lambda_client.list_event_source_mappings(**({"Marker": marker} if marker else {}))
+            list_page = partial(self.lambda_client.list_event_source_mappings, **({"Marker": marker} if marker else {}))
+            page = retry_request(list_page, self.backoff, self.stats)
             for mapping in page.get("EventSourceMappings", []):
                 name = mapping["FunctionArn"].split(":function:", 1)[-1].split(":", 1)[0]
                 found.setdefault(name, []).append(mapping["UUID"])
@@ -52,16 +58,5 @@ class MappingTuner:
                 return found
 
     def _update(self, uuid: str, values: Mapping[str, Any]) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            self.calls += 1
-            try:
-                self.lambda_client.update_event_source_mapping(UUID=uuid, **values)
-                return
-            except ClientError as error:
-                # A mapping chalice just created is still "Creating" for a few seconds: wait for it.
-                if error.response.get("Error", {}).get("Code") != "ResourceInUseException" \
-                        or attempt >= self.backoff.max_attempts:
-                    raise
-                self.backoff.wait(attempt)
+        retry_request(lambda: self.lambda_client.update_event_source_mapping(UUID=uuid, **values), self.backoff,
+                      self.stats)

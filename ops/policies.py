@@ -23,8 +23,6 @@ from urllib.parse import urlparse
 
 APP_NAME = "stream-pipeline"
 POLICIES_DIR = "policies"  # under .chalice/, where Chalice resolves `iam_policy_file`
-PLACEHOLDER_REGION = "us-east-1"
-PLACEHOLDER_ACCOUNT = "123456789012"
 
 STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
 # Sending letters; the queue's MaximumMessageSize (read once per process) sizes the batches.

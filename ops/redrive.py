@@ -33,12 +33,9 @@ from chalicelib import clients, components
 from chalicelib.config import Settings
 from chalicelib.consumer_runtime import ConsumerRuntime
 from chalicelib.dead_letters import CONSUMERS, DeadLetter, LetterStore
-from chalicelib.replication.replay import (
-    ConditionalTargetWriter,
-    ReplayError,
-    ReplicationReplayer,
-    plan_replay,
-)
+from chalicelib.replication.conditional_writer import ConditionalTargetWriter
+from chalicelib.replication.planning import ReplayError, plan_replay
+from chalicelib.replication.replay import ReplicationReplayer
 from chalicelib.retry import GaveUp
 from chalicelib.stream.record import MalformedRecord, StreamRecord
 from ops.dead_letter_inbox import DeadLetterInbox, InboxMessage, body_preview
@@ -149,7 +146,9 @@ class ConsumerReplays:
             except (MalformedRecord, ReplayError, ValueError) as error:
                 return Replayed(Verdict.FAILED_AGAIN, str(error))
             steps = [f"{'delete' if w.is_delete else 'put'} {w.key.state}/{w.key.city_email}" for w in writes]
-            return Replayed(Verdict.WOULD_APPLY, "; ".join(steps) + " (unless newer)" if steps else "nothing to write")
+            if not steps:
+                return Replayed(Verdict.WOULD_APPLY, "nothing to write")
+            return Replayed(Verdict.WOULD_APPLY, "; ".join(steps) + " (the user's current state)")
         if letter.consumer == "ingest":
             from chalicelib.ingest.messages import Rejection, parse_message
 

@@ -1,8 +1,10 @@
 """Reading whole tables: parallel segmented Scan, exact and approximate item counts.
 
 Each segment is scanned page by page from an optional start key, so a caller can checkpoint the
-`LastEvaluatedKey` of every page it has finished and resume there. Throttling is retried with backoff
-(on top of botocore's own retries); `calls` counts Scan/DescribeTable requests.
+`LastEvaluatedKey` of every page it has finished and resume there. Requests go through the one retry
+primitive (`chalicelib.retry`): throttling, 5xx and connection trouble are retried with backoff (on top of
+botocore's own retries), anything else is raised at once as botocore raised it; `calls` counts Scan/DescribeTable
+requests.
 """
 
 from __future__ import annotations
@@ -12,10 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from chalicelib.backoff import Backoff
-from chalicelib.batch_writer import RETRYABLE_CODES
+from chalicelib.retry import CallStats, retry_request
 from chalicelib.stream.images import plain_item
 
 
@@ -82,19 +82,9 @@ class TableScanner:
         return int(self.describe().get("ItemCount", 0))
 
     def _request(self, operation: Callable[..., Any], params: dict[str, Any]) -> Any:
-        last: BaseException | None = None
-        for attempt in range(1, self._backoff.max_attempts + 1):
-            if attempt > 1:
-                self._backoff.wait(attempt - 1)
+        stats = CallStats()  # this request's own: the scanner is shared by the segment threads
+        try:
+            return retry_request(lambda: operation(**params), self._backoff, stats)
+        finally:
             with self._lock:
-                self.calls += 1
-            try:
-                return operation(**params)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in RETRYABLE_CODES:
-                    raise
-                last = error
-            except BotoCoreError as error:
-                last = error
-        assert last is not None
-        raise last
+                self.calls += stats.calls

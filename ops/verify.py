@@ -31,8 +31,9 @@ from rich.table import Table
 
 from chalicelib import clients
 from chalicelib.config import Settings
+from chalicelib.replication.conditional_writer import ConditionalTargetWriter, Outcome, WriteResult
+from chalicelib.replication.planning import GuardedWrite, plan_repair
 from chalicelib.replication.projection import TargetKey
-from chalicelib.replication.replay import ConditionalTargetWriter, GuardedWrite, Outcome, WriteResult, plan_repair
 from ops.drift import Drift, check_targets, check_users, expected_keys, stored_key, user_email
 from ops.progress import counter, progress_bar
 from ops.resumable_scan import CheckpointMismatch, RunReport, ScanShare, SegmentedRun, open_run

@@ -24,9 +24,8 @@ def to_write_op(write: TargetWrite) -> WriteOp:
     """The BatchWriteItem request for one planned target write.
 
     The stream path puts exactly the projection (SPEC: a target item holds state, city, email, active,
-    city_email): stream order is authoritative, so it needs no `source_sequence` stamp, and a stream put
-    replaces any stamp a replay left. Replays treat an unstamped item as older than themselves and confirm
-    what they wrote against the current source item (see replay.py).
+    city_email), unconditionally: stream order is authoritative. Replays write the current source item's
+    projection and confirm it against the source afterwards (see replay.py).
     """
     if write.item is None:
         return WriteOp.delete(write.key.as_key(), TARGET_KEY_NAMES)

@@ -11,12 +11,6 @@ from chalicelib.stream.record import EventName, StreamRecord
 
 TARGET_KEY_NAMES = ("state", "city_email")
 PROJECTED_FIELDS = ("state", "city", "email", "active")
-# Not part of the projection: the stream position that wrote the item, so a replayed (older) record
-# can be refused by a conditional write. Readers strip it (see `public_target_item`).
-SEQUENCE_ATTRIBUTE = "source_sequence"
-# Stored zero-padded to the longest stream sequence number (21-40 digits), so DynamoDB's string
-# comparison in a condition expression orders them numerically (N holds only 38 digits).
-SEQUENCE_WIDTH = 40
 
 
 @dataclass(frozen=True)
@@ -37,13 +31,6 @@ class TargetWrite:
 
     key: TargetKey
     item: dict[str, Any] | None
-
-
-def stored_sequence(sequence_number: str) -> str:
-    """A stream sequence number as stored in `source_sequence`: 40 digits, zero-padded (ValueError if not digits)."""
-    if not (sequence_number.isascii() and sequence_number.isdigit()) or len(sequence_number) > SEQUENCE_WIDTH:
-        raise ValueError(f"not a stream sequence number: {sequence_number!r}")
-    return sequence_number.zfill(SEQUENCE_WIDTH)
 
 
 def city_email(city: str, email: str) -> str:
@@ -69,11 +56,6 @@ def project_user(user: Mapping[str, Any] | None) -> dict[str, Any] | None:
     item = {name: user[name] for name in PROJECTED_FIELDS if name in user}
     item["city_email"] = key.city_email
     return item
-
-
-def public_target_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored target item without internal bookkeeping attributes."""
-    return {name: value for name, value in item.items() if name != SEQUENCE_ATTRIBUTE}
 
 
 def _with_email(image: Mapping[str, Any] | None, record: StreamRecord) -> dict[str, Any] | None:

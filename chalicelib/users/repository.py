@@ -7,7 +7,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.replication.projection import public_target_item
 from chalicelib.stream.images import plain_item, typed_item
 
 
@@ -120,5 +119,5 @@ class UsersRepository:
             if start_key and error.response.get("Error", {}).get("Code") == "ValidationException":
                 raise ValueError("next: invalid pagination token") from None
             raise
-        items = [public_target_item(plain_item(item)) for item in answer.get("Items", [])]
+        items = [plain_item(item) for item in answer.get("Items", [])]
         return UserPage(items, answer.get("LastEvaluatedKey"))

@@ -133,7 +133,8 @@ def put_user(aws: StageResources, item: dict[str, Any]) -> None:
 
 def replayer(aws: StageResources, dynamodb: Any = None) -> Any:
     from chalicelib.backoff import Backoff, no_sleep
-    from chalicelib.replication.replay import ConditionalTargetWriter, ReplicationReplayer
+    from chalicelib.replication.conditional_writer import ConditionalTargetWriter
+    from chalicelib.replication.replay import ReplicationReplayer
 
     writer = ConditionalTargetWriter(dynamodb or boto3.client("dynamodb"), aws["UsersTable"],
                                      aws["UsersByLocationTable"], Backoff(sleep=no_sleep))

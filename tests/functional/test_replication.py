@@ -14,7 +14,7 @@ from chalicelib.batch_writer import BatchWriter
 from chalicelib.consumer_runtime import ConsumerRuntime
 from chalicelib.dead_letters import DeadLetterQueue, DeadLetterQueueUnavailable
 from chalicelib.replication.consumer import ReplicationConsumer
-from chalicelib.replication.projection import TARGET_KEY_NAMES, public_target_item
+from chalicelib.replication.projection import TARGET_KEY_NAMES
 from chalicelib.stream.images import plain_item
 from tests.support.events import insert, modify, remove, stream_event, stream_record
 from tests.support.faults import CallCounter, FaultyClient, client_error, unprocess_first_attempts
@@ -27,7 +27,7 @@ def user(n: int | str, city: str = "Brooklyn", state: str = "NY", **extra: Any) 
 def target_items(aws: Any) -> dict[tuple[str, str], dict[str, Any]]:
     pages = boto3.client("dynamodb").get_paginator("scan").paginate(TableName=aws["UsersByLocationTable"])
     items = [plain_item(i) for page in pages for i in page["Items"]]
-    return {(i["state"], i["city_email"]): public_target_item(i) for i in items}
+    return {(i["state"], i["city_email"]): i for i in items}
 
 
 def dead_letters(aws: Any) -> list[dict[str, Any]]:

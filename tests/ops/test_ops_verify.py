@@ -16,7 +16,7 @@ from chalicelib import clients
 from chalicelib.replication.projection import TargetKey, project_user
 from chalicelib.stream.images import typed_item
 from tests.ops.ops_support import RunOps, put_items, target_by_key, user
-from tests.support.faults import CallCounter, FaultyClient
+from tests.support.faults import CallCounter, FaultyClient, aws_error, raising
 from tests.support.resources import StageResources
 
 
@@ -114,6 +114,27 @@ def test_verify_fix_leaves_an_item_the_stream_changed_meanwhile(
     key = TargetKey(newer["state"], newer["city_email"])
     assert target_by_key(aws["UsersByLocationTable"])[key] == newer
 
+
+
+def test_verify_fix_stops_at_a_systemic_fault_without_retrying(
+        aws: StageResources, drifted: list[dict[str, Any]], run_ops: RunOps,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN verify's role may read both tables but not write the target
+    before = target_by_key(aws["UsersByLocationTable"])
+    denied = raising(aws_error("dynamodb", "PutItem", "AccessDeniedException", "not authorized"))
+    faulty = FaultyClient(clients.client("dynamodb"), put_item=denied, delete_item=denied)
+    clients.override("dynamodb", faulty)
+
+    # WHEN verify --fix runs (one scan thread)
+    status = run_ops("verify", "--fix", "--no-progress", "--segments", "1")
+
+    # THEN each scan stops at its first denied write, says why, keeps its progress, and never retried
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "AccessDeniedException" in out and "verify stopped" in out
+    # one denied write per scan thread (the source's and the target's), not one per drifted item
+    assert faulty.calls["put_item"] + faulty.calls["delete_item"] == 2
+    assert target_by_key(aws["UsersByLocationTable"]) == before
 
 def test_verify_of_consistent_tables_exits_0(aws: StageResources, run_ops: RunOps) -> None:
     users = [user(n) for n in range(5)]

@@ -92,6 +92,18 @@ def raising(error: Exception) -> Callable[..., Any]:
     return fault
 
 
+def raising_first(*errors: Exception) -> Callable[..., Any]:
+    """A fault that raises `errors` in turn, then sends the real request."""
+    left = list(errors)
+
+    def fault(real: Callable[..., Any], **kwargs: Any) -> Any:
+        if left:
+            raise left.pop(0)
+        return real(**kwargs)
+
+    return fault
+
+
 def client_error(code: str, message: str = "injected", operation: str = "Operation") -> ClientError:
     """A ClientError as botocore raises it."""
     return ClientError({"Error": {"Code": code, "Message": message}}, operation)

@@ -31,6 +31,7 @@ RETRY, ITEM, SYSTEM = Fault.RETRYABLE, Fault.ITEM, Fault.SYSTEMIC
     ("s3", "PutObject", "InternalError", 500, RETRY),
     ("dynamodb", "BatchWriteItem", "SomethingNewAndTransient", 503, RETRY),  # any 5xx
     ("events", "PutEvents", "TooManyRequestsException", 429, RETRY),
+    ("lambda", "UpdateEventSourceMapping", "ResourceInUseException", 400, RETRY),  # a mapping still Creating
     # the item's fault: a request refused for its content
     ("dynamodb", "BatchWriteItem", "ValidationException", 400, ITEM),
     ("dynamodb", "UpdateItem", "ConditionalCheckFailedException", 400, ITEM),

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.backoff import Backoff
 from chalicelib.faults import Failure, Fault
-from chalicelib.retry import CallStats, Failed, GaveUp, retry_call, retry_pending
+from chalicelib.retry import CallStats, Failed, GaveUp, retry_call, retry_pending, retry_request
 from tests.support.faults import aws_error
 
 THROTTLED = aws_error("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException")
@@ -70,6 +70,20 @@ def test_attempts_count_the_retryable_failures_before_a_systemic_one():
     with pytest.raises(GaveUp) as gave_up:
         retry_call(Answers(THROTTLED, DENIED), backoff(8, []), CallStats())
     assert gave_up.value.attempts == 2 and gave_up.value.failure.code == "AccessDeniedException"
+
+
+def test_retry_request_retries_the_same_way_and_raises_botocores_own_error():
+    sleeps: list[float] = []
+    stats = CallStats()
+    assert retry_request(Answers(THROTTLED), backoff(3, sleeps), stats) == "ok"
+    assert stats == CallStats(calls=2, retries=1) and len(sleeps) == 1
+    with pytest.raises(type(DENIED)) as raised:
+        retry_request(Answers(THROTTLED, DENIED), backoff(8, []), CallStats())
+    assert raised.value is DENIED
+    last = aws_error("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException")
+    with pytest.raises(type(last)) as raised:
+        retry_request(Answers(THROTTLED, last), backoff(2, []), CallStats())
+    assert raised.value is last
 
 
 # --- what is pending of a batch -----------------------------------------------------------------
