@@ -24,6 +24,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 import uuid
@@ -145,23 +146,28 @@ class CallCounter:
 class Recorder:
     """A client stand-in that records requests and answers as AWS does when all succeeds (to learn the floor)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self._keep = keep  # False: answer only (CPU and memory runs hold nothing of their own)
+
+    def _record(self, operation: str, request: dict[str, Any]) -> None:
+        if self._keep:
+            self.requests.append((operation, request))
 
     def batch_write_item(self, **request: Any) -> dict[str, Any]:
-        self.requests.append(("batch_write_item", request))
+        self._record("batch_write_item", request)
         return {"UnprocessedItems": {}}
 
     def put_events(self, **request: Any) -> dict[str, Any]:
-        self.requests.append(("put_events", request))
+        self._record("put_events", request)
         return {"FailedEntryCount": 0, "Entries": [{"EventId": str(uuid.uuid4())} for _ in request["Entries"]]}
 
     def send_message_batch(self, **request: Any) -> dict[str, Any]:
-        self.requests.append(("send_message_batch", request))
+        self._record("send_message_batch", request)
         return {"Successful": [{"Id": entry["Id"]} for entry in request["Entries"]], "Failed": []}
 
     def delete_message_batch(self, **request: Any) -> dict[str, Any]:
-        self.requests.append(("delete_message_batch", request))
+        self._record("delete_message_batch", request)
         return {"Successful": [{"Id": entry["Id"]} for entry in request["Entries"]], "Failed": []}
 
 
@@ -362,42 +368,95 @@ class CpuFigures:
     records: int
     us_per_record: list[float]
     peak_mib: float
+    before_us: list[float] = field(default_factory=list)  # the same runs on the `--before` checkout
+    before_peak_mib: float | None = None
 
     @property
     def median(self) -> float:
         return statistics.median(self.us_per_record)
 
 
-def measure_cpu(records: int, repeats: int, say: Callable[[str], None]) -> list[CpuFigures]:
-    """CPU seconds (this process) per record with stub clients; peak traced memory of one `records` run."""
-    figures = []
-    table = "stream-pipeline-dev-users"
+def cpu_sample(records: int, memory: bool) -> dict[str, dict[str, float | None]]:
+    """One run per consumer in this process (the `app`/`chalicelib` first on sys.path): CPU µs per record with
+    stub clients after one warm-up batch, and, with `memory`, tracemalloc's peak over a second run (MiB)."""
+    result: dict[str, dict[str, float | None]] = {}
     try:
         for consumer in CONSUMERS:
-            events = workload(consumer, records, table)
-            stub_clients(Recorder())
+            events = workload(consumer, records, "stream-pipeline-dev-users")
+            stub_clients(Recorder(keep=False))
             with quiet_stdout():
                 invoke(consumer, events[0])  # imports and first-use work are the cold start's, not per record
-                samples = []
-                for _ in range(repeats):
-                    started = time.process_time()
-                    for event in events:
-                        invoke(consumer, event)
-                    samples.append((time.process_time() - started) / records * 1e6)
-                stub_clients(Recorder())  # recorded requests of the runs above are not this run's memory
-                tracemalloc.start()
+                started = time.process_time()
                 for event in events:
                     invoke(consumer, event)
-                peak = tracemalloc.get_traced_memory()[1]
-                tracemalloc.stop()
-            figures.append(CpuFigures(consumer, records, samples, peak / 2**20))
-            say(f"{consumer}: {statistics.median(samples):.1f} µs/record (median of {repeats}), "
-                f"peak {peak / 2**20:.1f} MiB")
+                seconds = time.process_time() - started
+                peak = None
+                if memory:
+                    tracemalloc.start()
+                    for event in events:
+                        invoke(consumer, event)
+                    peak = tracemalloc.get_traced_memory()[1] / 2**20
+                    tracemalloc.stop()
+            result[consumer] = {"us": seconds / records * 1e6, "peak_mib": peak}
     finally:
         from chalicelib import clients
 
         clients.reset()
+    return result
+
+
+CPU_SAMPLE = """
+import json, sys
+sys.path.insert(0, {project!r})
+from benchmarks import bench
+sys.path.insert(0, {tree!r})  # its app.py and chalicelib, this harness
+print("BENCH " + json.dumps(bench.cpu_sample({records}, {memory})))
+"""
+
+
+def cpu_sample_of(tree: Path, records: int, memory: bool) -> dict[str, dict[str, float | None]]:
+    """`cpu_sample` in a fresh process on the checkout `tree`."""
+    code = CPU_SAMPLE.format(project=str(PROJECT_DIR), tree=str(tree), records=records, memory=memory)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tree, env=dict(os.environ), check=True,
+                         capture_output=True, text=True).stdout
+    line = [text for text in out.splitlines() if text.startswith("BENCH ")][-1]
+    sample: dict[str, dict[str, float | None]] = json.loads(line[len("BENCH "):])
+    return sample
+
+
+def measure_cpu(records: int, repeats: int, before: Path | None, say: Callable[[str], None]) -> list[CpuFigures]:
+    """Per consumer: µs/record over `repeats` fresh processes, and the peak memory of one run; with `before`, the
+    same on that checkout, its processes interleaved with these (a busy machine slows both alike)."""
+    trees = [PROJECT_DIR] + ([before] if before else [])
+    samples: dict[Path, list[dict[str, dict[str, float | None]]]] = {tree: [] for tree in trees}
+    for repeat in range(repeats):
+        for tree in trees if repeat % 2 == 0 else trees[::-1]:
+            samples[tree].append(cpu_sample_of(tree, records, memory=repeat == 0))
+
+    def us(tree: Path, consumer: str) -> list[float]:
+        return [float(sample[consumer]["us"] or 0) for sample in samples[tree]]
+
+    figures = []
+    for consumer in CONSUMERS:
+        figure = CpuFigures(consumer, records, us(PROJECT_DIR, consumer),
+                            float(samples[PROJECT_DIR][0][consumer]["peak_mib"] or 0))
+        if before:
+            figure.before_us = us(before, consumer)
+            figure.before_peak_mib = float(samples[before][0][consumer]["peak_mib"] or 0)
+        figures.append(figure)
+        say(f"{consumer}: {figure.median:.1f} µs/record (median of {repeats})"
+            + (f", before {statistics.median(figure.before_us):.1f}" if before else "")
+            + f", peak {figure.peak_mib:.1f} MiB")
     return figures
+
+
+def checkout(ref_or_dir: str, scratch: Path) -> Path:
+    """A directory: itself; otherwise a git ref of this repository, exported into `scratch`."""
+    if Path(ref_or_dir).is_dir():
+        return Path(ref_or_dir).resolve()
+    archive = subprocess.run(["git", "archive", ref_or_dir], cwd=PROJECT_DIR, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(scratch)], input=archive, check=True)
+    return scratch
 
 
 # --- 3. cold start ---------------------------------------------------------------------------------------------
@@ -551,7 +610,8 @@ def machine() -> str:
 
 
 def report(command: str, started: datetime, seconds: float, consumers: list[ConsumerFigures],
-           cpu: list[CpuFigures], cold: ColdFigures | None, stack: StackFigures | None, machine_text: str) -> str:
+           cpu: list[CpuFigures], cold: ColdFigures | None, stack: StackFigures | None, machine_text: str,
+           before_name: str | None = None) -> str:
     """BENCHMARKS.md's text."""
     lines = [
         "# Benchmarks",
@@ -595,18 +655,23 @@ def report(command: str, started: datetime, seconds: float, consumers: list[Cons
         "",
         "## Handler CPU per record, and memory",
         "",
-        "The same handlers with stub clients (no I/O, no emulator): CPU time of this process per record over "
-        f"{cpu[0].records:,} records, median of {len(cpu[0].us_per_record)} runs (min beside it), after one warm-up "
-        "batch; peak memory traced by tracemalloc over one such run (the records themselves excluded)."
+        "The same handlers with stub clients (no I/O, no emulator): CPU time per record over "
+        f"{cpu[0].records:,} records after one warm-up batch, median of {len(cpu[0].us_per_record)} fresh processes; "
+        "peak memory traced by tracemalloc over one such run (the records themselves excluded)."
+        + (f" *before*: the same processes on `{before_name}`, interleaved with these." if before_name else "")
         if cpu else "",
         "",
-        "| consumer | µs/record (median) | min | peak MiB | goal | |",
-        "|---|---:|---:|---:|---|---|",
+        "| consumer | µs/record | min | " + ("before µs/record | before / now | before peak MiB | " if before_name
+                                           else "") + "peak MiB | goal | |",
+        "|---|---:|---:|" + ("---:|---:|---:|" if before_name else "") + "---:|---|---|",
     ]
     for item in cpu:
         goal = item.consumer in ("replication", "fanout")
-        lines.append(f"| {item.consumer} | {item.median:.1f} | {min(item.us_per_record):.1f} | {item.peak_mib:.1f} | "
-                     f"{'≤ 40 µs' if goal else '—'} | {verdict(item.median <= 40) if goal else ''} |")
+        was = (f"{statistics.median(item.before_us):.1f} | {statistics.median(item.before_us) / item.median:.2f}× | "
+               f"{item.before_peak_mib:.1f} | " if item.before_us and item.before_peak_mib is not None else "")
+        lines.append(f"| {item.consumer} | {item.median:.1f} | {min(item.us_per_record):.1f} | {was}"
+                     f"{item.peak_mib:.1f} | {'≤ 40 µs' if goal else '—'} | "
+                     f"{verdict(item.median <= 40) if goal else ''} |")
     if cold is not None:
         lines += [
             "",
@@ -668,6 +733,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--users", type=int, default=10_000, help="users written to the local stack (0: skip)")
     parser.add_argument("--probes", type=int, default=200, help="latency samples of each kind, each time")
     parser.add_argument("--clients", type=int, default=4, help="concurrent API clients")
+    parser.add_argument("--before", help="a git ref or a checkout whose handlers' CPU is measured alongside")
     parser.add_argument("--parts", default="cpu,consumers,cold,stack", help="which parts to run (default: all)")
     parser.add_argument("--out", type=Path, default=PROJECT_DIR / "BENCHMARKS.md", help="where the report goes")
     return parser
@@ -694,7 +760,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "cpu" in parts:
             say("handler CPU with stub clients …")
-            cpu = measure_cpu(args.cpu_records, 1 if args.quick else 5, say)
+            with tempfile.TemporaryDirectory(prefix="bench-before-") as scratch:
+                before = checkout(args.before, Path(scratch)) if args.before else None
+                cpu = measure_cpu(args.cpu_records, 1 if args.quick else 5, before, say)
         if parts & {"consumers", "cold"}:
             emulator = Emulator()
             try:
@@ -715,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     if "stack" in parts and args.users > 0:
         say("local stack …")
         stack = measure_stack(args.users, args.probes, args.clients, say)
-    text = report(command, started, time.monotonic() - clock, consumers, cpu, cold, stack, machine_text)
+    text = report(command, started, time.monotonic() - clock, consumers, cpu, cold, stack, machine_text, args.before)
     args.out.write_text(text)
     say(f"written to {args.out}")
     return 0
