@@ -52,6 +52,8 @@ _READERS: dict[str, Callable[[Any], Any]] = {
     "M": lambda value: {k: plain_value(v) for k, v in value.items()},
 }
 
+_READERS_ANY_CASE = {kind.lower(): reader for kind, reader in _READERS.items()}
+
 
 def plain_value(value: Mapping[str, Any]) -> Any:
     """One typed value → its plain Python value (TypeError for an empty or unknown type, as boto3)."""
@@ -60,7 +62,7 @@ def plain_value(value: Mapping[str, Any]) -> Any:
     kind = next(iter(value.keys()))
     reader = _READERS.get(kind)
     if reader is None:
-        reader = _READERS.get(f"{kind}".upper())  # boto3 accepts {"s": ...} too
+        reader = _READERS_ANY_CASE.get(f"{kind}".lower())  # boto3 accepts {"s": ...} too
         if reader is None:
             raise TypeError(f"Dynamodb type {kind} is not supported")
     return reader(value[kind])
