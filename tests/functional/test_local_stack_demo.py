@@ -18,7 +18,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from local_stack.demo import run_id
-from ops.infrastructure import deploy_stack
+from tooling.infrastructure import deploy_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
