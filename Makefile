@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint run demo clean package
+.PHONY: venv test lint run demo clean package bench
 
 venv: $(STAMP)
 
@@ -65,6 +65,12 @@ package: $(STAMP)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage $(STAGE) \
 	  --merge-template infra/merge-template.yaml build/$(STAGE)
 	$(VENV)/bin/cfn-lint build/$(STAGE)/sam.yaml
+
+# BENCHMARKS.md from a full run on this machine (~20 min: 10,000-record consumer runs, 10,000 users in the local
+# stack); `make bench BENCH_ARGS=--quick` checks the harness in seconds. Not part of `make test`.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) -m benchmarks.bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

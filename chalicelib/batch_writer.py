@@ -103,9 +103,16 @@ class BatchWriter:
 
 def _identity(typed_key_or_item: Mapping[str, Any], key_names: Sequence[str]) -> KeyIdentity:
     try:
-        return tuple((name, json.dumps(typed_key_or_item[name], sort_keys=True, default=repr)) for name in key_names)
+        return tuple((name, _key_text(typed_key_or_item[name])) for name in key_names)
     except KeyError as missing:
         raise ValueError(f"item has no key attribute {missing}") from None
+
+
+def _key_text(typed: Any) -> str:
+    # A string key (most keys) without json.dumps; its text never starts with "{", so it cannot meet another type's.
+    if type(typed) is dict and len(typed) == 1 and type(text := typed.get("S")) is str:
+        return "S:" + text
+    return json.dumps(typed, sort_keys=True, default=repr)
 
 
 def _request_identity(request: Mapping[str, Any], key_names: Sequence[str]) -> KeyIdentity:

@@ -5,7 +5,8 @@ one: `--api URL --emulator URL --pid PID`) and measures, fresh and again after `
 through the API by `--clients` concurrent clients:
 
 - POST → queryable: a user with a city of its own is POSTed, then `GET /users?state=&city=` is polled until
-  replication shows it (median and p90 of `--probes` sequential samples);
+  replication shows it (median and p90 of `--probes` sequential samples); `probe_event_latency` times POST → event
+  in a subscriber queue the same way (`make bench` reports both);
 - users/s: `--sample-users` users POSTed by `--clients` clients, each on its own keep-alive connection;
 - idle CPU: the stack process's CPU time (user + system, all threads, from /proc) per wall second while
   nothing is sent, once every poller has caught up (fraction of one core).
@@ -246,6 +247,51 @@ def probe_latency(api: str, samples: int = 30, timeout: float = 15.0, interval: 
                     break
                 if time.monotonic() - started > timeout:
                     raise LoadError(f"user in {city!r} not queryable within {timeout:g} s")
+                time.sleep(interval)
+    finally:
+        client.close()
+    return latencies
+
+
+EVENT_PROBE_PREFIX = "probe-event-"
+
+
+def event_probe_queue(emulator: str, stage: str = "dev") -> str:
+    """An SQS queue subscribed to the stage's bus by a rule of its own that matches only `probe_event_latency`'s
+    users (the example subscriber queue holds every event, so one user's cannot be found there); its URL."""
+    sqs, events = emulator_client(emulator, "sqs"), emulator_client(emulator, "events")
+    name, bus = f"stream-pipeline-{stage}-event-probe", stack_outputs(emulator, stage)["EventBusName"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventBusName=bus, State="ENABLED", EventPattern=json.dumps(
+        {"detail-type": ["INSERT"], "detail": {"keys": {"email": [{"prefix": EVENT_PROBE_PREFIX}]}}}))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "probe", "Arn": arn}])
+    return url
+
+
+def probe_event_latency(api: str, emulator: str, queue_url: str, samples: int = 30, timeout: float = 15.0,
+                        interval: float = 0.01) -> list[float]:
+    """Seconds from sending a POST to its INSERT event arriving in `queue_url` (see `event_probe_queue`), per
+    sample, one user at a time."""
+    client, sqs = ApiClient(api), emulator_client(emulator, "sqs")
+    latencies = []
+    try:
+        for _ in range(samples):
+            email = f"{EVENT_PROBE_PREFIX}{uuid.uuid4().hex}@example.com"
+            body = {"email": email, "state": PROBE_STATE, "city": "Probe", "zipcode": "10001"}
+            started = time.monotonic()
+            status, answer = client.request("POST", "/users", body)
+            if status != 201:
+                raise LoadError(f"POST /users answered {status}: {answer}")
+            while True:
+                messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+                for message in messages:
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                if any(json.loads(m["Body"])["detail"]["keys"].get("email") == email for m in messages):
+                    latencies.append(time.monotonic() - started)
+                    break
+                if time.monotonic() - started > timeout:
+                    raise LoadError(f"event of {email} not in the probe queue within {timeout:g} s")
                 time.sleep(interval)
     finally:
         client.close()

@@ -26,6 +26,9 @@ class EventName(StrEnum):
     REMOVE = "REMOVE"
 
 
+_EVENT_NAMES = {kind.value: kind for kind in EventName}
+
+
 class MalformedRecord(ValueError):
     """The raw record cannot be read as a DynamoDB stream record."""
 
@@ -55,10 +58,7 @@ class StreamRecord:
     @property
     def event_name(self) -> EventName | None:
         """INSERT, MODIFY or REMOVE; None for anything else."""
-        try:
-            return EventName(self.event_name_text)
-        except ValueError:
-            return None
+        return _EVENT_NAMES.get(self.event_name_text)
 
     @property
     def sequence_number(self) -> str:
@@ -87,6 +87,8 @@ class StreamRecord:
             return None
         if isinstance(value, datetime):
             return value
+        if type(value) is int:  # what Lambda sends: epoch seconds, no Decimal needed
+            return from_epoch(value / 1000 if value > 10**11 else float(value))
         try:
             seconds = Decimal(str(value))
         except InvalidOperation:

@@ -53,6 +53,7 @@ SKIPPED = {
     "operate-prod": "reads and writes the prod stage's tables and queues in a real AWS account",
     "signed-call": "calls a deployed prod API (SigV4) in a real AWS account",
     "verify-split": "reads the prod stage's tables in a real AWS account, from two machines",
+    "bench": "takes about 20 minutes and rewrites BENCHMARKS.md; tests/project/test_bench.py runs its --quick mode",
 }
 
 # What each block must print (stdout and stderr together), besides exiting 0.
