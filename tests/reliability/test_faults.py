@@ -1,0 +1,221 @@
+"""Injected faults at a configurable rate (30 % by default) through one injector for every adapter, the app's
+handlers fed as Lambda feeds them; then the faults stop, `ops redrive` and `ops verify` run.
+
+Stream: a history of inserts, moves and deletes on the users table; replication and fan-out consume it
+through the local stack's stream poller with their real mapping settings (retries, bisect, max retry
+attempts, on-failure destination). Every record ends applied or published, or in the DLQ with its reason;
+after redrive, verify finds no drift and every fan-out event is on the subscriber queue (duplicates, which
+at-least-once allows, counted apart). Shards are read in order.
+
+Ingest: device messages (a few invalid) through a Lambda-like queue mapping: every valid message stored,
+every invalid one dead-lettered with its reason, nothing else left anywhere after redrive.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.backoff import Backoff
+from chalicelib.stream.images import plain_item
+from local_stack import moto_patches
+from ops.__main__ import main as ops_main
+from tests.reliability import figures
+from tests.reliability.lambda_like import Clock, Handler, QueueDeliverer, drain_streams, peek, stream_poller
+from tests.support.fault_injector import FaultInjector, FaultPlan
+from tests.support.queues import drain
+from tests.support.resources import StageResources
+from tests.support.streams import StreamReader
+
+STATES = ("NY", "OH", "CA")
+CITIES = tuple(f"City {n}" for n in range(20))
+
+
+@pytest.fixture(autouse=True)
+def moto_as_the_local_stack_runs_it() -> Any:
+    """The local stack's moto patch layer: moto as AWS behaves at depth (a receive or send is not O(queue depth))."""
+    moto_patches.apply()
+    yield
+    moto_patches.release()
+
+
+@pytest.fixture
+def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Backoff delays are recorded, not slept (the run's retries happen at once)."""
+    waited: list[float] = []
+    monkeypatch.setattr(Backoff, "wait", lambda self, retry: waited.append(self.delay(retry)))
+    return waited
+
+
+@pytest.fixture
+def run_ops(aws: StageResources, tmp_path: Path) -> Any:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"version": "2.0", "app_name": "stream-pipeline",
+                                  "stages": {"test": {"environment_variables": aws.env()}}}))
+
+    def run(verb: str, *options: str) -> int:
+        argv = [verb, "--stage", "test", "--config", str(config), *options]
+        if verb == "redrive":
+            argv += ["--wait-seconds", "0"]
+        if verb == "verify":
+            argv += ["--checkpoint", str(tmp_path / "verify.json"), "--no-progress"]
+        return ops_main(argv)
+
+    return run
+
+
+def write_history(table: str, records: int, rng: random.Random) -> None:
+    """`records` changes on the users table: inserts, updates that move users or flip `active`, deletes."""
+    dynamodb = boto3.client("dynamodb")
+    emails: list[str] = []
+    for n in range(records):
+        roll = rng.random()
+        if emails and roll < 0.12:
+            index = rng.randrange(len(emails))
+            emails[index], emails[-1] = emails[-1], emails[index]
+            dynamodb.delete_item(TableName=table, Key={"email": {"S": emails.pop()}})
+            continue
+        if emails and roll < 0.4:
+            email = rng.choice(emails)  # a MODIFY: a move, a new zipcode, `active` flipped
+        else:
+            email = f"user{n}@example.com"
+            emails.append(email)
+        dynamodb.put_item(TableName=table, Item={
+            "email": {"S": email}, "state": {"S": rng.choice(STATES)}, "city": {"S": rng.choice(CITIES)},
+            "zipcode": {"S": f"{rng.randrange(100000):05d}"}, "active": {"BOOL": rng.random() < 0.8}})
+
+
+def test_stream_records_under_faults(aws: StageResources, no_backoff_sleep: list[float], run_ops: Any) -> None:
+    rng = random.Random(1717)
+    # GIVEN a history of changes on the users stream
+    write_history(aws["UsersTable"], figures.STREAM_RECORDS, rng)
+    history = StreamReader(aws["UsersStreamArn"]).read()
+    assert len(history) >= figures.STREAM_RECORDS * 0.99  # a put that changes nothing writes no record
+    # AND faults on every adapter's calls, and a period in which everything is AccessDenied (a bad deploy)
+    calls = figures.STREAM_RECORDS // 10
+    injector = FaultInjector(FaultPlan(rate=figures.FAULT_RATE, systemic_calls=(calls, calls + calls // 5),
+                                       kinds=("throttling", "connection", "unprocessed", "entry_failures",
+                                              "dlq_refuses", "systemic"),
+                                       dlq_urls=(aws["StreamDlqUrl"], aws["IngestDlqUrl"]))).install()
+
+    # WHEN replication and fan-out consume the stream as Lambda would
+    clock = Clock()
+    handlers = [Handler("replicate_users"), Handler("fanout_users")]
+    pollers = [stream_poller(handler, aws["UsersStreamArn"], clock) for handler in handlers]
+    drain_streams(pollers, clock)
+    injector.stop()
+    letters = peek(aws["StreamDlqUrl"])
+    lambda_failures = [letter for letter in letters if "DDBStreamBatchInfo" in letter]
+    letters = [letter for letter in letters if "DDBStreamBatchInfo" not in letter]
+
+    # THEN every letter says why; shards were read in order (each record first seen after the one before it)
+    assert all(letter["reason"] for letter in letters)
+    sequence = [int(r["dynamodb"]["SequenceNumber"]) for r in history]
+    for handler in handlers:
+        first_seen = list(dict.fromkeys(int(s) for batch in handler.batches for s in batch))
+        assert first_seen == sequence, f"{handler.name} read the shard out of order"
+
+    # WHEN the faults are fixed and the operator redrives, THEN nothing is left and verify finds no drift
+    assert run_ops("redrive", "--queue", "stream") == 0
+    assert drain(aws["StreamDlqUrl"]) == []
+    assert run_ops("verify") == 0
+
+    # AND every fan-out event was published (duplicates counted apart)
+    published = Counter(event["detail"]["eventID"] for event in drain(aws["SubscriberQueueUrl"]))
+    unpublished = [r["eventID"] for r in history if r["eventID"] not in published]
+    assert unpublished == []
+    duplicates = sum(published.values()) - len(published)
+
+    reasons = Counter(_reason_kind(letter["reason"]) for letter in letters)
+    for handler, poller in zip(handlers, pollers, strict=True):
+        consumer = "replication" if handler.name == "replicate_users" else "fanout"
+        mine = [letter for letter in letters if letter["consumer"] == consumer]
+        figures.record("Stream records under injected faults", consumer=consumer, **{
+            "records in": len(history),
+            "applied": len(history) if consumer == "replication" else len(published),
+            "dead-lettered (then redriven)": len(mine),
+            "lost": 0,
+            "duplicates": duplicates if consumer == "fanout" else "-",
+            "invocations": handler.invocations,
+            "failed invocations": sum(handler.errors.values()),
+            "Lambda gave up (failure records)": sum(
+                1 for f in lambda_failures if handler.name in f["requestContext"]["functionArn"]),
+        })
+    figures.record("Faults injected", run=f"{len(history):,} stream records at {figures.FAULT_RATE:.0%}",
+                   **dict(sorted(injector.injected.items())), **{"calls seen": sum(injector.calls.values())},
+                   **{"letters by reason": ", ".join(f"{kind} {n:,}" for kind, n in sorted(reasons.items()))})
+
+
+def _reason_kind(reason: str) -> str:
+    if reason.startswith("systemic:"):
+        return reason
+    if "failed after" in reason:
+        return "retries exhausted"
+    return "refused"
+
+
+def device_body(n: int, rng: random.Random) -> str:
+    if rng.random() < 0.05:  # an invalid message now and then: dead-lettered at once, never retried
+        return rng.choice(['{"user_id": "u"}', "not json", '{"user_id": 1, "device": "d", "location": "l"}',
+                           json.dumps({"user_id": "u", "device": "", "location": "Lisbon"})])
+    return json.dumps({"user_id": f"user-{n % 997}", "device": f"device-{n % 13}", "location": f"City {n % 20}"})
+
+
+def test_messages_under_faults(aws: StageResources, no_backoff_sleep: list[float], run_ops: Any) -> None:
+    rng = random.Random(4242)
+    sqs = boto3.client("sqs")
+    queue_url = sqs.get_queue_url(QueueName=aws["IngestQueueName"])["QueueUrl"]
+    # GIVEN device messages on the ingest queue, a few of them invalid
+    bodies: dict[str, str] = {}
+    for start in range(0, figures.MESSAGES, 10):
+        entries = [{"Id": str(n), "MessageBody": device_body(n, rng)}
+                   for n in range(start, min(start + 10, figures.MESSAGES))]
+        answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        by_id = {entry["Id"]: entry["MessageBody"] for entry in entries}
+        bodies.update((sent["MessageId"], by_id[sent["Id"]]) for sent in answer["Successful"])
+    assert len(bodies) == figures.MESSAGES
+    calls = figures.MESSAGES // 40
+    injector = FaultInjector(FaultPlan(rate=figures.FAULT_RATE, systemic_calls=(calls, calls + calls // 5),
+                                       kinds=("throttling", "connection", "unprocessed", "dlq_refuses", "systemic"),
+                                       dlq_urls=(aws["StreamDlqUrl"], aws["IngestDlqUrl"]), seed=99)).install()
+
+    # WHEN the ingest function consumes the queue as Lambda would
+    handler = Handler("ingest_device_metadata")
+    deliveries = QueueDeliverer(handler, queue_url).drain()
+    injector.stop()
+    letters = peek(aws["IngestDlqUrl"])
+
+    # THEN after a redrive, every valid message is stored and every invalid one is dead-lettered with its reason
+    run_ops("redrive", "--queue", "ingest")  # exits 1: the invalid letters stay, as they must
+    stored = {plain_item(item)["message_id"] for page in boto3.client("dynamodb").get_paginator("scan").paginate(
+        TableName=aws["DeviceMetadataTable"], ConsistentRead=True) for item in page["Items"]}
+    left = drain(aws["IngestDlqUrl"])
+    left_ids = {letter["record"]["messageId"] for letter in left}
+    invalid = {identifier for identifier, body in bodies.items() if not _valid(body)}
+    assert all(letter.get("reason") for letter in left)
+    assert left_ids == invalid
+    assert stored == set(bodies) - invalid
+    assert drain(queue_url) == []
+
+    raw = sum(1 for letter in letters if "consumer" not in letter)  # moved by the queue's maxReceiveCount
+    figures.record("Messages under injected faults", consumer="ingest", **{
+        "messages in": len(bodies), "stored": len(stored), "invalid (dead-lettered, reason kept)": len(invalid),
+        "letters before redrive": len(letters), "past maxReceiveCount": raw, "lost": 0,
+        "deliveries": deliveries, "failed invocations": sum(handler.errors.values())})
+    figures.record("Faults injected", run=f"{len(bodies):,} messages at {figures.FAULT_RATE:.0%}",
+                   **dict(sorted(injector.injected.items())), **{"calls seen": sum(injector.calls.values())})
+
+
+def _valid(body: str) -> bool:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and all(isinstance(value.get(f), str) and value[f].strip()
+                                           for f in ("user_id", "device", "location"))
