@@ -103,7 +103,7 @@ class Api:
         found = {}
         for table in self.tables:
             pages = self.dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
-            found[table] = sorted((json.dumps(item, sort_keys=True) for page in pages for item in page["Items"]))
+            found[table] = sorted(json.dumps(item, sort_keys=True) for page in pages for item in page["Items"])
         return found
 
     def check(self, method: str, path: str, body: str | bytes = b"", content_type: str | None = "application/json",

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from chalicelib.stream.images import plain_item
 from tests.reliability import figures
-from tests.reliability.conftest import RELIABILITY
+from tests.reliability.conftest import RELIABILITY_CONSUMERS
 from tests.reliability.test_bad_input_api import json_values, unicode_text
 from tests.support.events import insert, sqs_message
 from tests.support.queues import drain
@@ -79,7 +79,7 @@ def test_messages_of_any_body_are_stored_or_dead_lettered_never_both(aws: StageR
     dynamodb = boto3.client("dynamodb")
     totals: Counter[str] = Counter()
 
-    @RELIABILITY
+    @RELIABILITY_CONSUMERS
     @given(bodies=st.lists(message_body(), min_size=1, max_size=12), goods=st.integers(0, 5))
     def case(bodies: list[str], goods: int) -> None:
         records = [sqs_message(text) for text in bodies]
@@ -187,7 +187,7 @@ def test_stream_records_of_any_shape(aws: StageResources, consumer: str) -> None
         item = user(n)
         return insert(item, table=table), item
 
-    @RELIABILITY
+    @RELIABILITY_CONSUMERS
     @given(data=st.data(), goods=st.integers(1, 4), bads=st.integers(1, 6))
     def case(data: st.DataObject, goods: int, bads: int) -> None:
         good = [good_record() for _ in range(goods)]

@@ -16,79 +16,18 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
 
-from chalicelib.backoff import Backoff
 from chalicelib.stream.images import plain_item
-from local_stack import moto_patches
-from ops.__main__ import main as ops_main
 from tests.reliability import figures
-from tests.reliability.lambda_like import Clock, Handler, QueueDeliverer, drain_streams, peek, stream_poller
+from tests.reliability.histories import write_history
+from tests.reliability.lambda_like import Clock, Handler, QueueDeliverer, drain_streams, peek, read_all, stream_poller
 from tests.support.fault_injector import FaultInjector, FaultPlan
 from tests.support.queues import drain
 from tests.support.resources import StageResources
 from tests.support.streams import StreamReader
-
-STATES = ("NY", "OH", "CA")
-CITIES = tuple(f"City {n}" for n in range(20))
-
-
-@pytest.fixture(autouse=True)
-def moto_as_the_local_stack_runs_it() -> Any:
-    """The local stack's moto patch layer: moto as AWS behaves at depth (a receive or send is not O(queue depth))."""
-    moto_patches.apply()
-    yield
-    moto_patches.release()
-
-
-@pytest.fixture
-def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Backoff delays are recorded, not slept (the run's retries happen at once)."""
-    waited: list[float] = []
-    monkeypatch.setattr(Backoff, "wait", lambda self, retry: waited.append(self.delay(retry)))
-    return waited
-
-
-@pytest.fixture
-def run_ops(aws: StageResources, tmp_path: Path) -> Any:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"version": "2.0", "app_name": "stream-pipeline",
-                                  "stages": {"test": {"environment_variables": aws.env()}}}))
-
-    def run(verb: str, *options: str) -> int:
-        argv = [verb, "--stage", "test", "--config", str(config), *options]
-        if verb == "redrive":
-            argv += ["--wait-seconds", "0"]
-        if verb == "verify":
-            argv += ["--checkpoint", str(tmp_path / "verify.json"), "--no-progress"]
-        return ops_main(argv)
-
-    return run
-
-
-def write_history(table: str, records: int, rng: random.Random) -> None:
-    """`records` changes on the users table: inserts, updates that move users or flip `active`, deletes."""
-    dynamodb = boto3.client("dynamodb")
-    emails: list[str] = []
-    for n in range(records):
-        roll = rng.random()
-        if emails and roll < 0.12:
-            index = rng.randrange(len(emails))
-            emails[index], emails[-1] = emails[-1], emails[index]
-            dynamodb.delete_item(TableName=table, Key={"email": {"S": emails.pop()}})
-            continue
-        if emails and roll < 0.4:
-            email = rng.choice(emails)  # a MODIFY: a move, a new zipcode, `active` flipped
-        else:
-            email = f"user{n}@example.com"
-            emails.append(email)
-        dynamodb.put_item(TableName=table, Item={
-            "email": {"S": email}, "state": {"S": rng.choice(STATES)}, "city": {"S": rng.choice(CITIES)},
-            "zipcode": {"S": f"{rng.randrange(100000):05d}"}, "active": {"BOOL": rng.random() < 0.8}})
 
 
 def test_stream_records_under_faults(aws: StageResources, no_backoff_sleep: list[float], run_ops: Any) -> None:
@@ -127,13 +66,13 @@ def test_stream_records_under_faults(aws: StageResources, no_backoff_sleep: list
     assert run_ops("verify") == 0
 
     # AND every fan-out event was published (duplicates counted apart)
-    published = Counter(event["detail"]["eventID"] for event in drain(aws["SubscriberQueueUrl"]))
+    published = Counter(event["detail"]["eventID"] for event in read_all(aws["SubscriberQueueUrl"]))
     unpublished = [r["eventID"] for r in history if r["eventID"] not in published]
     assert unpublished == []
     duplicates = sum(published.values()) - len(published)
 
     reasons = Counter(_reason_kind(letter["reason"]) for letter in letters)
-    for handler, poller in zip(handlers, pollers, strict=True):
+    for handler in handlers:
         consumer = "replication" if handler.name == "replicate_users" else "fanout"
         mine = [letter for letter in letters if letter["consumer"] == consumer]
         figures.record("Stream records under injected faults", consumer=consumer, **{

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
