@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from local_stack import loadgen, moto_patches
-from tooling.infrastructure import stage_environment
 from tests.e2e.conftest import CONFIG, ROOT, STAGE_VARIABLES, LocalStackProcess, eventually, free_port, running
+from tooling.infrastructure import stage_environment
 
 pytestmark = pytest.mark.e2e
 
