@@ -148,11 +148,11 @@ class QueueDeliverer:
 def read_all(url: str) -> list[dict[str, Any]]:
     """Every message body on a queue, parsed, each received once and left hidden (no delete: half the calls)."""
     sqs = boto3.client("sqs")
-    return [body for _, body in _receive_all(sqs, url).values()]
+    return [json.loads(text) for _, text in _receive_all(sqs, url).values()]
 
 
-def peek(url: str) -> list[dict[str, Any]]:
-    """Every message body on a queue, parsed, left in the queue (visible again at once)."""
+def peek(url: str) -> list[tuple[str, str]]:
+    """Every message on a queue as (MessageId, body), left in the queue (visible again at once)."""
     sqs = boto3.client("sqs")
     seen = _receive_all(sqs, url)
     handles = [(identifier, handle) for identifier, (handle, _) in seen.items()]
@@ -160,13 +160,23 @@ def peek(url: str) -> list[dict[str, Any]]:
         sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
             {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
             for n, (_, handle) in enumerate(handles[start:start + RECEIVE_MAX])])
-    return [body for _, body in seen.values()]
+    return [(identifier, text) for identifier, (_, text) in seen.items()]
 
 
-def _receive_all(sqs: Any, url: str) -> dict[str, tuple[str, dict[str, Any]]]:
-    seen: dict[str, tuple[str, dict[str, Any]]] = {}
+def letter_of(body: str) -> dict[str, Any] | None:
+    """A dead letter's envelope (or Lambda's failure record), or None for a raw message a queue's redrive
+    policy moved there (its body is the original message, JSON or not)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) and ("consumer" in parsed or "DDBStreamBatchInfo" in parsed) else None
+
+
+def _receive_all(sqs: Any, url: str) -> dict[str, tuple[str, str]]:
+    seen: dict[str, tuple[str, str]] = {}
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=RECEIVE_MAX,
                                           VisibilityTimeout=600, WaitTimeSeconds=0).get("Messages", []):
         for message in messages:
-            seen[message["MessageId"]] = (message["ReceiptHandle"], json.loads(message["Body"]))
+            seen[message["MessageId"]] = (message["ReceiptHandle"], message["Body"])
     return seen

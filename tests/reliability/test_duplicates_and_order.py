@@ -17,7 +17,7 @@ from tests.support.streams import StreamReader
 
 def test_every_batch_delivered_twice_gives_the_same_state(aws: StageResources, run_ops: Any) -> None:
     # GIVEN a history of changes on the users stream
-    write_history(aws["UsersTable"], figures.STREAM_RECORDS // 3, random.Random(303))
+    write_history(aws["UsersTable"], figures.DUPLICATED_RECORDS, random.Random(303))
     history = StreamReader(aws["UsersStreamArn"]).read()
 
     # WHEN replication and fan-out get every batch twice
