@@ -16,9 +16,9 @@ from pathlib import Path
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-from ops.infrastructure import deploy_stack
 
 from local_stack.demo import run_id
+from tooling.infrastructure import deploy_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 
