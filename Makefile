@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint run demo clean package bench
+.PHONY: venv test lint run demo clean package bench soak
 
 venv: $(STAMP)
 
@@ -78,3 +78,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The long reliability run (< 30 min): hostile input (500 cases per route), 10,000 stream records and 10,000
+# messages at 30 % injected faults, then load through the local stack. Prints the table RELIABILITY.md records
+# (also written to build/reliability.md).
+soak: $(STAMP)
+	RELIABILITY_PROFILE=soak RELIABILITY_REPORT=build/reliability.md $(PY) -m pytest tests/reliability -q \
+	  --timeout 1800 --durations=0

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 # Longer values are described (`a string of 300 characters`), not echoed back.
 MAX_SHOWN_CHARS = 40
+MAX_UNKNOWN_SHOWN = 10
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 class InvalidField(ValueError):
@@ -36,10 +39,21 @@ def required(field: str) -> str:
     return f"{field}: required"
 
 
-def unknown_fields(names: Iterable[str], allowed: Iterable[str]) -> str:
-    """`a, b: unknown fields; allowed: x, y`."""
+def unknown_fields(names: Iterable[str], allowed: Iterable[str], prefix: str = "") -> str:
+    """`a, b: unknown fields; allowed: x, y`. A name that is not a plain word (empty, blank, holding `:` or `,`,
+    long) is shown as JSON or described, so the message still starts with what it names; at most
+    MAX_UNKNOWN_SHOWN are listed. `prefix` places them (`items[0].`)."""
     unknown = sorted(names)
-    return f"{', '.join(unknown)}: unknown field{'s' if len(unknown) > 1 else ''}; allowed: {', '.join(allowed)}"
+    listed = [prefix + (name if _PLAIN_NAME.fullmatch(name) else _quoted(name)) for name in unknown[:MAX_UNKNOWN_SHOWN]]
+    if len(unknown) > MAX_UNKNOWN_SHOWN:
+        listed[-1] += f" and {len(unknown) - MAX_UNKNOWN_SHOWN:,} more"
+    return f"{', '.join(listed)}: unknown field{'s' if len(unknown) > 1 else ''}; allowed: {', '.join(allowed)}"
+
+
+def _quoted(name: str) -> str:
+    if len(name) > MAX_SHOWN_CHARS:
+        return f"a name of {len(name)} characters"
+    return json.dumps(name)  # ASCII escapes: a lone surrogate or a control character is shown, not sent raw
 
 
 def json_type(value: Any) -> str:

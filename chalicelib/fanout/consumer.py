@@ -55,7 +55,6 @@ class FanoutConsumer:
         report = self._dispatcher.dispatch(outcome.records)
         for rejected in report.failures:  # nothing was sent for these records: attempts 0
             outcome.reject(rejected.raw, rejected.reason, describe_error(rejected.error))
-        outcome.skipped = len(report.skipped)
         entries: list[FanoutEntry] = [planned.results[0] for planned in report.outcomes]
         for entry in entries:
             outcome.saw_created(entry.record.created_at)

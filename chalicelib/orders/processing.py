@@ -100,7 +100,6 @@ class OrderProcessor:
         report = dispatcher.dispatch(outcome.records)
         for rejected in report.failures:
             outcome.reject(rejected.raw, rejected.reason, describe_error(rejected.error))
-        outcome.skipped = len(report.skipped)
         counts = dict.fromkeys((PROCESSED, FAILED), 0)
         before = self.stats.copy()
         stopped_by: Failure | None = None

@@ -114,6 +114,6 @@ def _unit_price(value: Any, field: str) -> Decimal:
 
 
 def _reject_unknown(body: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
-    unknown = [f"{prefix}{name}" for name in set(body) - set(allowed)]
+    unknown = set(body) - set(allowed)
     if unknown:
-        raise InvalidOrder(unknown_fields(unknown, allowed))
+        raise InvalidOrder(unknown_fields(unknown, allowed, prefix))

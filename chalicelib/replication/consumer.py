@@ -44,7 +44,6 @@ class ReplicationConsumer:
         report = dispatcher.dispatch(outcome.records)
         for rejected in report.failures:
             outcome.reject(rejected.raw, rejected.reason, describe_error(rejected.error))
-        outcome.skipped = len(report.skipped)
 
         ops: list[WriteOp] = []
         writer_of: dict[KeyIdentity, StreamRecord] = {}

@@ -55,7 +55,6 @@ class DispatchReport:
 
     outcomes: list[RecordOutcome] = field(default_factory=list)
     failures: list[RecordFailure] = field(default_factory=list)
-    skipped: list[Any] = field(default_factory=list)
 
     def batch_item_failures(self) -> dict[str, list[dict[str, str]]]:
         """Lambda's partial-batch response naming the first failed record (streams retry from it)."""
@@ -110,10 +109,9 @@ class StreamDispatcher:
                 report.failures.append(RecordFailure(raw, f"malformed stream record: {error}", error))
                 continue
             kind = record.event_name
-            if kind is None:
-                logger.warning("%s: skipping a record with unknown eventName %r", self.name, record.event_name_text,
-                               extra={"eventID": record.event_id})
-                report.skipped.append(raw)
+            if kind is None:  # streams emit only these three: anything else is a malformed record, kept as one
+                unknown = MalformedRecord(f"unknown eventName {record.event_name_text[:40]!r}")
+                report.failures.append(RecordFailure(raw, f"malformed stream record: {unknown}", unknown, record))
                 continue
             self._run(record, self._handlers[kind], report)
         return report

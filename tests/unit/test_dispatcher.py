@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -118,14 +117,15 @@ def test_handler_error_reason_is_kept_verbatim():
     assert report.failures[0].reason == "REMOVE record has no OldImage"
 
 
-def test_unknown_event_names_are_logged_and_skipped(caplog):
+def test_an_unknown_event_name_is_a_malformed_record_not_a_silent_skip():
+    # Found by the reliability suite: such records were skipped (a WARNING line, then gone); now each is a
+    # failure its consumer dead-letters with the reason, and its neighbours go on.
     dispatcher = StreamDispatcher("t")
     dispatcher.on_insert(lambda r: None)
     odd = stream_record("UPSERT", {"email": "a@x.io"}, new={"email": "a@x.io"})
-    with caplog.at_level(logging.WARNING):
-        report = dispatcher.dispatch([odd, insert({"email": "b@x.io"})])
-    assert report.skipped == [odd] and len(report.outcomes) == 1 and report.failures == []
-    assert "UPSERT" in caplog.text
+    report = dispatcher.dispatch([odd, insert({"email": "b@x.io"})])
+    assert [f.raw for f in report.failures] == [odd] and len(report.outcomes) == 1
+    assert report.failures[0].reason == "malformed stream record: unknown eventName 'UPSERT'"
 
 
 def test_malformed_records_fail_alone_with_a_reason():

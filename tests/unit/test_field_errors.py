@@ -68,6 +68,20 @@ def test_an_unknown_field_reads_the_same_in_both_apis():
     assert order_error(colour="red") == "colour: unknown field; allowed: name, items"
 
 
+@pytest.mark.parametrize(("name", "shown_as"), [
+    ("", '""'), (" ", '" "'), ("a: b", '"a: b"'), ("x, y", '"x, y"'), ("\ud800", '"\\ud800"'),
+    ("k" * 41, "a name of 41 characters"),
+])
+def test_an_unknown_field_of_any_name_is_named_before_the_colon(name, shown_as):
+    # Found by the reliability suite: `{"": 1}` answered ": unknown field; ..." (a message naming nothing).
+    assert user_error(**{name: 1}) == f"{shown_as}: unknown field; allowed: email, state, city, zipcode, active"
+
+
+def test_many_unknown_fields_are_listed_up_to_a_limit():
+    message = order_error(**{f"f{n:02d}": n for n in range(25)})
+    assert message.startswith("f00, f01, f02, f03, f04, f05, f06, f07, f08, f09 and 15 more: unknown fields;")
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
