@@ -15,8 +15,8 @@ PROFILE = os.environ.get("RELIABILITY_PROFILE", "test")
 SOAK = PROFILE == "soak"
 CASES_PER_ROUTE = 500 if SOAK else 20  # hypothesis examples per HTTP route
 CASES_PER_CONSUMER = 200 if SOAK else 15  # hypothesis examples (batches of up to 17 records) per consumer
-STREAM_RECORDS = 10_000 if SOAK else 1_000  # stream records under injected faults
-MESSAGES = 10_000 if SOAK else 1_000  # ingest messages under injected faults
+STREAM_RECORDS = 10_000 if SOAK else 500  # stream records under injected faults
+MESSAGES = 10_000 if SOAK else 500  # ingest messages under injected faults
 DUPLICATED_RECORDS = 1_000 if SOAK else 300  # stream records whose every batch is delivered twice
 FAULT_RATE = float(os.environ.get("RELIABILITY_FAULT_RATE", "0.3"))
 
