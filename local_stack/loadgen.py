@@ -226,6 +226,20 @@ def post_users(api: str, run: str, start: int, count: int, clients: int = 4) -> 
     return Throughput(created, clients, time.monotonic() - started)
 
 
+def post_until(client: ApiClient, body: dict[str, Any], arrived: Callable[[], bool], missing: str, timeout: float,
+               interval: float) -> float:
+    """POST `body` as a user, then seconds until `arrived()` (polled every `interval`); LoadError past `timeout`."""
+    started = time.monotonic()
+    status, answer = client.request("POST", "/users", body)
+    if status != 201:
+        raise LoadError(f"POST /users answered {status}: {answer}")
+    while not arrived():
+        if time.monotonic() - started > timeout:
+            raise LoadError(f"{missing} within {timeout:g} s")
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
 def probe_latency(api: str, samples: int = 30, timeout: float = 15.0, interval: float = 0.01) -> list[float]:
     """Seconds from sending a POST to the first `GET /users?state=&city=` that shows the user, per sample."""
     client = ApiClient(api)
@@ -236,18 +250,12 @@ def probe_latency(api: str, samples: int = 30, timeout: float = 15.0, interval: 
             body = {"email": f"probe-{uuid.uuid4().hex}@example.com", "state": PROBE_STATE, "city": city,
                     "zipcode": "10001"}
             path = f"/users?state={PROBE_STATE}&city={quote(city)}&limit=1"
-            started = time.monotonic()
-            status, answer = client.request("POST", "/users", body)
-            if status != 201:
-                raise LoadError(f"POST /users answered {status}: {answer}")
-            while True:
+
+            def queryable(path: str = path) -> bool:
                 status, answer = client.request("GET", path)
-                if status == 200 and answer["items"]:
-                    latencies.append(time.monotonic() - started)
-                    break
-                if time.monotonic() - started > timeout:
-                    raise LoadError(f"user in {city!r} not queryable within {timeout:g} s")
-                time.sleep(interval)
+                return status == 200 and bool(answer["items"])
+
+            latencies.append(post_until(client, body, queryable, f"user in {city!r} not queryable", timeout, interval))
     finally:
         client.close()
     return latencies
@@ -279,20 +287,15 @@ def probe_event_latency(api: str, emulator: str, queue_url: str, samples: int = 
         for _ in range(samples):
             email = f"{EVENT_PROBE_PREFIX}{uuid.uuid4().hex}@example.com"
             body = {"email": email, "state": PROBE_STATE, "city": "Probe", "zipcode": "10001"}
-            started = time.monotonic()
-            status, answer = client.request("POST", "/users", body)
-            if status != 201:
-                raise LoadError(f"POST /users answered {status}: {answer}")
-            while True:
+
+            def published(email: str = email) -> bool:
                 messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
                 for message in messages:
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-                if any(json.loads(m["Body"])["detail"]["keys"].get("email") == email for m in messages):
-                    latencies.append(time.monotonic() - started)
-                    break
-                if time.monotonic() - started > timeout:
-                    raise LoadError(f"event of {email} not in the probe queue within {timeout:g} s")
-                time.sleep(interval)
+                return any(json.loads(m["Body"])["detail"]["keys"].get("email") == email for m in messages)
+
+            latencies.append(post_until(client, body, published, f"event of {email} not in the probe queue", timeout,
+                                        interval))
     finally:
         client.close()
     return latencies
