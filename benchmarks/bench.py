@@ -160,7 +160,9 @@ class Recorder:
 
     def put_events(self, **request: Any) -> dict[str, Any]:
         self._record("put_events", request)
-        return {"FailedEntryCount": 0, "Entries": [{"EventId": str(uuid.uuid4())} for _ in request["Entries"]]}
+        # Ids cheap to make: the stub's own work is not the handler's (uuid4 was ~5 % of fan-out's CPU figure).
+        entries = [{"EventId": f"event-{index}"} for index in range(len(request["Entries"]))]
+        return {"FailedEntryCount": 0, "Entries": entries}
 
     def send_message_batch(self, **request: Any) -> dict[str, Any]:
         self._record("send_message_batch", request)

@@ -12,8 +12,10 @@ make up most items.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from json.encoder import encode_basestring as _encode_string  # exact_json's string writer, in C
 from typing import Any
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
@@ -75,6 +77,50 @@ def plain_image(image: Mapping[str, Any]) -> dict[str, Any]:
         # A string (most attributes) read in place: no call.
         plain[name] = value["S"] if type(value) is dict and len(value) == 1 and "S" in value else plain_value(value)
     return plain
+
+
+# N texts whose exact JSON form is the text itself: str(Decimal(text)) == text, ≤ 38 digits (DynamoDB's precision).
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,19})(?:\.[0-9]{1,18})?").fullmatch
+
+
+def image_json(image: Mapping[str, Any]) -> str | None:
+    """`exact_json.dumps(plain_image(image))` without building plain values, for images of strings, plain numbers,
+    booleans, nulls, maps and lists (the fan-out's hot path); None for anything else, malformed images included:
+    the caller then takes the plain path, which decides (and reports) them."""
+    if type(image) is not dict:
+        return None
+    parts = []
+    for name, value in image.items():
+        if type(name) is not str:
+            return None
+        if type(value) is dict and len(value) == 1 and type(text := value.get("S")) is str:
+            parts.append(_encode_string(name) + ":" + _encode_string(text))  # most attributes: no call
+            continue
+        written = _value_json(value)
+        if written is None:
+            return None
+        parts.append(_encode_string(name) + ":" + written)
+    return "{" + ",".join(parts) + "}"
+
+
+def _value_json(value: Any) -> str | None:
+    if type(value) is not dict or len(value) != 1:
+        return None
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return _encode_string(inner) if type(inner) is str else None
+    if kind == "N":
+        return inner if type(inner) is str and _PLAIN_NUMBER(inner) else None
+    if kind == "BOOL":
+        return ("true" if inner else "false") if type(inner) is bool else None
+    if kind == "NULL":
+        return "null"
+    if kind == "M":
+        return image_json(inner)
+    if kind == "L" and type(inner) is list:
+        items = [_value_json(item) for item in inner]
+        return None if None in items else "[" + ",".join(items) + "]"  # type: ignore[arg-type]
+    return None
 
 
 def typed_value(value: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from chalicelib.clock import from_epoch
@@ -27,6 +27,13 @@ class EventName(StrEnum):
 
 
 _EVENT_NAMES = {kind.value: kind for kind in EventName}
+
+
+@lru_cache(maxsize=64)  # a batch's records share one stream ARN
+def _table_of(arn: str) -> str:
+    resource = arn.split(":", 5)[-1] if arn.count(":") >= 5 else ""
+    parts = resource.split("/")
+    return parts[1] if len(parts) > 1 and parts[0] == "table" else ""
 
 
 class MalformedRecord(ValueError):
@@ -74,10 +81,7 @@ class StreamRecord:
     @property
     def table_name(self) -> str:
         """The table name from eventSourceARN ('' when absent)."""
-        arn = self.source_arn or ""
-        resource = arn.split(":", 5)[-1] if arn.count(":") >= 5 else ""
-        parts = resource.split("/")
-        return parts[1] if len(parts) > 1 and parts[0] == "table" else ""
+        return _table_of(self.source_arn or "")
 
     @cached_property
     def created_at(self) -> datetime | None:
@@ -114,6 +118,10 @@ class StreamRecord:
     def old(self) -> dict[str, Any] | None:
         """OldImage as plain values, or None when the record carries none."""
         return self._image("OldImage")
+
+    def typed(self, field: str) -> Any:
+        """`dynamodb.<field>` as delivered (typed values, unchecked), or None: for writers that skip plain values."""
+        return self._dynamodb.get(field)
 
     @cached_property
     def changed_attributes(self) -> list[str]:

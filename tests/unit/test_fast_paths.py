@@ -141,3 +141,50 @@ def test_creation_times_read_from_ints_as_from_their_text(value: Any) -> None:
 def test_iso_utc_is_strftimes_text(moment: datetime) -> None:
     expected = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
     assert iso_utc(moment) == expected
+
+
+odd_numbers = st.sampled_from(["007", "+5", "1.50", ".5", "5.", "0.000", "-0.0", "1e2", "0.10", "-0", "1" * 21,
+                               "0." + "1" * 19, "99999999999999999999.999999999999999999"])
+detail_values = st.recursive(st.one_of(scalars, st.builds(lambda n: {"N": n}, odd_numbers)), lambda inner: st.one_of(
+    st.builds(lambda v: {"L": v}, st.lists(inner, max_size=3)),
+    st.builds(lambda v: {"M": v}, st.dictionaries(st.text(max_size=3), inner, max_size=3))), max_leaves=8)
+detail_images = st.one_of(st.none(), st.dictionaries(st.sampled_from(["a", "b", "é", "city"]), detail_values,
+                                                     max_size=4), st.sampled_from([[], "x"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["INSERT", "MODIFY", "REMOVE"]), detail_images, detail_images, detail_images,
+       st.sampled_from([None, 1795000000, "x"]), st.booleans())
+def test_a_detail_written_from_typed_images_is_the_plain_paths_detail(
+        name: str, keys: Any, new: Any, old: Any, created: Any, truncated: bool) -> None:
+    from chalicelib.fanout.events import _detail_json, _detail_parts, event_detail
+
+    dynamodb = {field: value for field, value in
+                (("Keys", keys), ("NewImage", new), ("OldImage", old), ("ApproximateCreationDateTime", created))
+                if value is not None}
+    raw = {"eventID": "e1", "eventName": name, "dynamodb": {**dynamodb, "SequenceNumber": "100"}}
+
+    def fast() -> str | None:
+        parts = _detail_parts(StreamRecord(raw), "users", None)
+        return None if parts is None else _detail_json(parts, truncated)
+
+    written = _outcome(fast)
+    reference = _outcome(lambda: exact_json.dumps(event_detail(StreamRecord(raw), truncated=truncated,
+                                                               table="users")))
+    if written == ("ok", None):
+        return  # not the fast path's: the plain path writes it (the reference itself)
+    assert written == reference
+
+
+def test_images_of_strings_numbers_booleans_nulls_maps_and_lists_take_the_typed_path() -> None:
+    from chalicelib.fanout.events import _detail_parts
+
+    image = {"email": {"S": "a@b.c"}, "n": {"N": "-12.50"}, "ok": {"BOOL": True}, "none": {"NULL": True},
+             "m": {"M": {"l": {"L": [{"N": "0"}, {"S": "é"}]}}}}
+    old = {**image, "n": {"N": "-12.5"}}
+    raw = {"eventID": "e1", "eventName": "MODIFY",
+           "dynamodb": {"Keys": {"email": {"S": "a@b.c"}}, "NewImage": image, "OldImage": old}}
+    parts = _detail_parts(StreamRecord(raw), "users", None)
+    assert parts is not None and parts[4] == ""  # -12.50 and -12.5 are one number: nothing changed
+    for odd in ({"B": "AA=="}, {"SS": ["a"]}, {"N": "1E+3"}, {"N": "NaN"}, {"S": 5}):
+        assert _detail_parts(StreamRecord({**raw, "dynamodb": {"NewImage": {"x": odd}}}), "users", None) is None
