@@ -94,12 +94,12 @@ def image_json(image: Mapping[str, Any]) -> str | None:
         if type(name) is not str:
             return None
         if type(value) is dict and len(value) == 1 and type(text := value.get("S")) is str:
-            parts.append(_encode_string(name) + ":" + _encode_string(text))  # most attributes: no call
+            parts.append(f"{_encode_string(name)}:{_encode_string(text)}")  # most attributes: no call
             continue
         written = _value_json(value)
         if written is None:
             return None
-        parts.append(_encode_string(name) + ":" + written)
+        parts.append(f"{_encode_string(name)}:{written}")
     return "{" + ",".join(parts) + "}"
 
 

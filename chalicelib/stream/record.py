@@ -57,12 +57,12 @@ class StreamRecord:
         """Lambda's eventID ('' when absent)."""
         return str(self.raw.get("eventID", ""))
 
-    @property
+    @cached_property  # read several times per record on the hot path
     def event_name_text(self) -> str:
         """The eventName as delivered, known or not."""
         return str(self.raw.get("eventName", ""))
 
-    @property
+    @cached_property  # read several times per record on the hot path
     def event_name(self) -> EventName | None:
         """INSERT, MODIFY or REMOVE; None for anything else."""
         return _EVENT_NAMES.get(self.event_name_text)
