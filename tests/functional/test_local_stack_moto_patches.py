@@ -403,6 +403,40 @@ def test_shard_iterators_expire_after_15_minutes_and_are_forgotten(layer, monkey
     assert expired.value.response["Error"]["Code"] == "ExpiredIteratorException"
 
 
+# --- emulator-request-routing -----------------------------------------------------------------------------
+
+
+def test_a_request_finds_its_service_without_listing_moto_s_packages_each_time(layer, monkeypatch):
+    # GIVEN moto's server application, counting the listings of moto's package directory
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import Client
+
+    listings = []
+    list_of_moto_modules = backends.list_of_moto_modules
+
+    @functools.wraps(list_of_moto_modules)
+    def counted() -> Any:
+        listings.append(1)
+        return list_of_moto_modules()
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", counted)
+    client = Client(DomainDispatcherApplication(create_backend_app))
+
+    # WHEN five DynamoDB requests and five SQS requests arrive, signed as an SDK signs them
+    answers = []
+    for service, target in (("dynamodb", "DynamoDB_20120810.ListTables"), ("sqs", "AmazonSQS.ListQueues")) * 5:
+        response = client.post("/", data="{}", headers={
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=local/20261201/us-east-1/{service}/aws4_request, "
+                             "SignedHeaders=host, Signature=0", "X-Amz-Target": target,
+            "Content-Type": "application/x-amz-json-1.0"})
+        answers.append((service, response.status_code))
+
+    # THEN each is answered by its service; patched, moto's packages were listed once per service, not per request
+    assert answers == [("dynamodb", 200), ("sqs", 200)] * 5
+    assert len(listings) == (2 if layer == PATCHED else 10)
+
+
 # --- the layer itself -------------------------------------------------------------------------------------
 
 
