@@ -300,7 +300,8 @@ EVENTS_TARGET_FAILURES = Patch(
 
 # --- DynamoDB: a Query reads the items its key condition selects, not the table -----------------------------
 
-KEY_RANGE_OPERATORS = frozenset({"EQ", "LE", "LT", "GE", "GT", "BEGINS_WITH", "BETWEEN"})  # each selects a run
+# Each selects a run of a partition in key order (moto gets the symbols from a KeyConditionExpression).
+KEY_RANGE_OPERATORS = frozenset({"EQ", "=", "LE", "<=", "LT", "<", "GE", ">=", "GT", ">", "BEGINS_WITH", "BETWEEN"})
 
 
 def partition_items(table: Any, hash_key: Any) -> list[Any]:

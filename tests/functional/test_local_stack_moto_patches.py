@@ -330,7 +330,9 @@ def test_a_query_reads_its_partition_only_and_answers_as_before(moto, monkeypatc
     assert calls == ["places"]  # the GSI query: an index is not partitioned by the table's key
 
 
-def test_a_query_with_a_sort_key_condition_reads_only_the_items_it_selects(layer, monkeypatch):
+@pytest.mark.parametrize("condition, value", [("begins_with(city_email, :c)", "Probe 7#"),
+                                              ("city_email = :c", "Probe 7#p@example.com")])
+def test_a_query_with_a_sort_key_condition_reads_only_the_items_it_selects(layer, monkeypatch, condition, value):
     # GIVEN a state of 300 users, and one more in a city of its own (the local stack's POST → queryable probe)
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
 
@@ -347,10 +349,10 @@ def test_a_query_with_a_sort_key_condition_reads_only_the_items_it_selects(layer
     monkeypatch.setattr(Item, "size", lambda item: sized.append(item) or size(item))
     monkeypatch.setattr(DynamoType, "__lt__", lambda a, b: compared.append(a) or less(a, b))
 
-    # WHEN the new user's city is queried, as GET /users?state=OH&city=Probe 7&limit=1 does
-    answer = dynamodb.query(TableName="places", KeyConditionExpression="#s = :s AND begins_with(city_email, :c)",
+    # WHEN the new user is queried by its sort key (the first condition is GET /users?state=OH&city=Probe 7&limit=1's)
+    answer = dynamodb.query(TableName="places", KeyConditionExpression=f"#s = :s AND {condition}",
                             ExpressionAttributeNames={"#s": "state"}, Limit=1, ExpressionAttributeValues={
-                                ":s": {"S": "OH"}, ":c": {"S": "Probe 7#"}})
+                                ":s": {"S": "OH"}, ":c": {"S": value}})
 
     # THEN it is found; patched, moto sized the match and its neighbour and sorted no more than them; as shipped it
     # sized and sorted all 301 items of the state
