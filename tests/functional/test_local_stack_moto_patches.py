@@ -252,11 +252,28 @@ def run_queries(dynamodb: Any) -> list[Any]:
         {"KeyConditionExpression": "#s = :s", "ExpressionAttributeValues": {":s": {"S": "nowhere"}}},
         {"IndexName": "by-city", "KeyConditionExpression": "city = :c",
          "ExpressionAttributeValues": {":c": {"S": "Columbus"}}, "ExpressionAttributeNames": {}},
+        {"KeyConditionExpression": "#s = :s AND city_email = :e",
+         "ExpressionAttributeValues": {":s": {"S": "CA"}, ":e": {"S": "Dayton#a8@example.com"}}},
+        {"KeyConditionExpression": "#s = :s AND city_email < :e", "ScanIndexForward": False,
+         "ExpressionAttributeValues": {":s": {"S": "CA"}, ":e": {"S": "Columbus"}}, "Limit": 2},
+        {"KeyConditionExpression": "#s = :s AND city_email >= :e",
+         "ExpressionAttributeValues": {":s": {"S": "OH"}, ":e": {"S": "Dayton"}}, "Limit": 5},
+        {"KeyConditionExpression": "#s = :s AND begins_with(city_email, :c)", "ScanIndexForward": False,
+         "ExpressionAttributeValues": {":s": {"S": "NY"}, ":c": {"S": "Akron#"}}, "Limit": 1},
+        {"KeyConditionExpression": "#s = :s AND begins_with(city_email, :c)",
+         "ExpressionAttributeValues": {":s": {"S": "NY"}, ":c": {"S": "Nowhere#"}}},
+        {"KeyConditions": {"state": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "OH"}]},
+                           "city_email": {"ComparisonOperator": "BEGINS_WITH", "AttributeValueList": [{"S": "A"}]}},
+         "ExpressionAttributeNames": {}},
+        {"KeyConditions": {"state": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "OH"}]},
+                           "city_email": {"ComparisonOperator": "BEGINS_WITH", "AttributeValueList": [{"S": "A"}]}},
+         "QueryFilter": {"active": {"ComparisonOperator": "EQ", "AttributeValueList": [{"BOOL": True}]}},
+         "ExpressionAttributeNames": {}},
     ]
     answers = []
     for shape in shapes:
         arguments: dict[str, Any] = {"TableName": "places", "ExpressionAttributeNames": {"#s": "state"}, **shape}
-        if not arguments["ExpressionAttributeNames"] or "#s" not in arguments["KeyConditionExpression"]:
+        if not arguments["ExpressionAttributeNames"] or "#s" not in arguments.get("KeyConditionExpression", ""):
             arguments.pop("ExpressionAttributeNames")
         while True:
             page = dynamodb.query(**arguments)
@@ -313,6 +330,40 @@ def test_a_query_reads_its_partition_only_and_answers_as_before(moto, monkeypatc
     assert calls == ["places"]  # the GSI query: an index is not partitioned by the table's key
 
 
+@pytest.mark.parametrize("condition, value", [("begins_with(city_email, :c)", "Probe 7#"),
+                                              ("city_email = :c", "Probe 7#p@example.com")])
+def test_a_query_with_a_sort_key_condition_reads_only_the_items_it_selects(layer, monkeypatch, condition, value):
+    # GIVEN a state of 300 users, and one more in a city of its own (the local stack's POST → queryable probe)
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(TableName="places", BillingMode="PAY_PER_REQUEST", AttributeDefinitions=[
+        {"AttributeName": "state", "AttributeType": "S"}, {"AttributeName": "city_email", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "state", "KeyType": "HASH"}, {"AttributeName": "city_email", "KeyType": "RANGE"}])
+    for i in range(300):
+        dynamodb.put_item(TableName="places", Item={"state": {"S": "OH"}, "city_email": {"S": f"City {i % 20}#u{i}"}})
+    dynamodb.put_item(TableName="places", Item={"state": {"S": "OH"}, "city_email": {"S": "Probe 7#p@example.com"}})
+    sized: list[Any] = []
+    compared: list[Any] = []
+    size, less = Item.size, DynamoType.__lt__
+    monkeypatch.setattr(Item, "size", lambda item: sized.append(item) or size(item))
+    monkeypatch.setattr(DynamoType, "__lt__", lambda a, b: compared.append(a) or less(a, b))
+
+    # WHEN the new user is queried by its sort key (the first condition is GET /users?state=OH&city=Probe 7&limit=1's)
+    answer = dynamodb.query(TableName="places", KeyConditionExpression=f"#s = :s AND {condition}",
+                            ExpressionAttributeNames={"#s": "state"}, Limit=1, ExpressionAttributeValues={
+                                ":s": {"S": "OH"}, ":c": {"S": value}})
+
+    # THEN it is found; patched, moto sized the match and its neighbour and sorted no more than them; as shipped it
+    # sized and sorted all 301 items of the state
+    assert [item["city_email"]["S"] for item in answer["Items"]] == ["Probe 7#p@example.com"]
+    read = {item.range_key.value for item in sized}
+    if layer == PATCHED:
+        assert read == {"Probe 7#p@example.com", "City 9#u9"} and len(compared) <= 2
+    else:
+        assert len(read) == 301 and len(compared) >= 301
+
+
 # --- dynamodbstreams-iterators ----------------------------------------------------------------------------
 
 
@@ -352,6 +403,40 @@ def test_shard_iterators_expire_after_15_minutes_and_are_forgotten(layer, monkey
     with pytest.raises(ClientError) as expired:
         streams.get_records(ShardIterator=first)
     assert expired.value.response["Error"]["Code"] == "ExpiredIteratorException"
+
+
+# --- emulator-request-routing -----------------------------------------------------------------------------
+
+
+def test_a_request_finds_its_service_without_listing_moto_s_packages_each_time(layer, monkeypatch):
+    # GIVEN moto's server application, counting the listings of moto's package directory
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import Client
+
+    listings = []
+    list_of_moto_modules = backends.list_of_moto_modules
+
+    @functools.wraps(list_of_moto_modules)
+    def counted() -> Any:
+        listings.append(1)
+        return list_of_moto_modules()
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", counted)
+    client = Client(DomainDispatcherApplication(create_backend_app))
+
+    # WHEN five DynamoDB requests and five SQS requests arrive, signed as an SDK signs them
+    answers = []
+    for service, target in (("dynamodb", "DynamoDB_20120810.ListTables"), ("sqs", "AmazonSQS.ListQueues")) * 5:
+        response = client.post("/", data="{}", headers={
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=local/20261201/us-east-1/{service}/aws4_request, "
+                             "SignedHeaders=host, Signature=0", "X-Amz-Target": target,
+            "Content-Type": "application/x-amz-json-1.0"})
+        answers.append((service, response.status_code))
+
+    # THEN each is answered by its service; patched, moto's packages were listed once per service, not per request
+    assert answers == [("dynamodb", 200), ("sqs", 200)] * 5
+    assert len(listings) == (2 if layer == PATCHED else 10)
 
 
 # --- the layer itself -------------------------------------------------------------------------------------
