@@ -29,7 +29,7 @@ def to_write_op(write: TargetWrite) -> WriteOp:
     """
     if write.item is None:
         return WriteOp.delete(write.key.as_key(), TARGET_KEY_NAMES)
-    return WriteOp.put(dict(write.item), TARGET_KEY_NAMES)
+    return WriteOp.put(write.item, TARGET_KEY_NAMES)  # typed anew: the planned item is never shared
 
 
 class ReplicationConsumer:

@@ -51,21 +51,20 @@ def target_key(user: Mapping[str, Any] | None) -> TargetKey | None:
 def project_user(user: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The target item for a source user item (never `zipcode`), or None when it has no target."""
     key = target_key(user)
-    if key is None or user is None:
-        return None
+    return None if key is None or user is None else _projection(user, key)
+
+
+def _projection(user: Mapping[str, Any], key: TargetKey) -> dict[str, Any]:
     item = {name: user[name] for name in PROJECTED_FIELDS if name in user}
     item["city_email"] = key.city_email
     return item
 
 
-def _with_email(image: Mapping[str, Any] | None, record: StreamRecord) -> dict[str, Any] | None:
+def _with_email(image: Mapping[str, Any] | None, record: StreamRecord) -> Mapping[str, Any] | None:
     # The key is authoritative for email; an image that somehow lacks it still projects correctly.
-    if image is None:
-        return None
-    merged = dict(image)
-    if "email" not in merged and "email" in record.keys:
-        merged["email"] = record.keys["email"]
-    return merged
+    if image is None or "email" in image or "email" not in record.keys:
+        return image  # read only: no copy
+    return {**image, "email": record.keys["email"]}
 
 
 def plan_writes(record: StreamRecord) -> list[TargetWrite]:
@@ -80,10 +79,9 @@ def plan_writes(record: StreamRecord) -> list[TargetWrite]:
 
     writes: list[TargetWrite] = []
     old_key = target_key(old)
-    new_item = project_user(new) if kind is not EventName.REMOVE else None
-    new_key = target_key(new) if new_item is not None else None
+    new_key = target_key(new) if kind is not EventName.REMOVE else None
     if old_key is not None and old_key != new_key:
         writes.append(TargetWrite(old_key, None))
-    if new_key is not None and new_item is not None:
-        writes.append(TargetWrite(new_key, new_item))
+    if new_key is not None and new is not None:
+        writes.append(TargetWrite(new_key, _projection(new, new_key)))
     return writes

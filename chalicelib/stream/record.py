@@ -36,6 +36,11 @@ def _table_of(arn: str) -> str:
     return parts[1] if len(parts) > 1 and parts[0] == "table" else ""
 
 
+@lru_cache(maxsize=256)  # a batch's records mostly share their creation second
+def _from_epoch_int(value: int) -> datetime:
+    return from_epoch(value / 1000 if value > 10**11 else float(value))
+
+
 class MalformedRecord(ValueError):
     """The raw record cannot be read as a DynamoDB stream record."""
 
@@ -92,7 +97,7 @@ class StreamRecord:
         if isinstance(value, datetime):
             return value
         if type(value) is int:  # what Lambda sends: epoch seconds, no Decimal needed
-            return from_epoch(value / 1000 if value > 10**11 else float(value))
+            return _from_epoch_int(value)
         try:
             seconds = Decimal(str(value))
         except InvalidOperation:
