@@ -96,6 +96,7 @@ class LocalStack:
         self.environment: dict[str, str] = {}
         self._stop = threading.Event()
         self._threads: list[PollerThread] = []
+        self._metrics: function_output.MetricsForwarder | None = None
 
     def start(self) -> None:
         """Emulator → resources from the template → environment → app → pollers → API."""
@@ -122,6 +123,8 @@ class LocalStack:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        if self._metrics is not None:
+            self._metrics.stop()  # what the last deliveries emitted reaches CloudWatch before it goes
         if self.api is not None:
             self.api.stop()  # also closes a socket bound by a start that failed later
         self.emulator.stop()
@@ -170,6 +173,8 @@ class LocalStack:
             logger.warning("%s: first delivery to %s will fail", FAIL_ONCE_VARIABLE, ", ".join(sorted(faults.pending)))
         retry = RetryPolicy(max_retry_attempts=self.options.max_retry_attempts)
         metrics = function_output.MetricsForwarder(boto3.client("cloudwatch"))
+        metrics.start()
+        self._metrics = metrics
         for source in discovery.sources:
             settings = load_mapping_settings(source.name, variables)
             function = self._chalice_config(source.name)  # timeout and memory as `chalice deploy` sets them
