@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import queue
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -173,14 +174,41 @@ def capture(function: str) -> Iterator[FunctionOutput]:
 
 
 class MetricsForwarder:
-    """Sends EMF documents to CloudWatch (the emulator's) with PutMetricData, as CloudWatch Logs would."""
+    """Sends EMF documents to CloudWatch (the emulator's) with PutMetricData, as CloudWatch Logs would.
+
+    Synchronous until `start()`; then a thread of its own sends them, so a poller polls again as soon as its
+    handler returns (CloudWatch Logs extracts metrics after the invocation, not inside it). `stop()` drains."""
 
     def __init__(self, cloudwatch: Any):
         self._cloudwatch = cloudwatch
         self.calls = 0
+        self._pending: queue.SimpleQueue[tuple[str, list[dict[str, Any]]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Send from a background thread from now on."""
+        self._thread = threading.Thread(target=self._drain, name="metrics-forwarder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Send what is queued, then stop the thread (back to synchronous)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._pending.put(None)
+            thread.join(timeout)
 
     def forward(self, function: str, documents: list[dict[str, Any]]) -> None:
-        """PutMetricData for each document; a failure is logged, never the function's."""
+        """PutMetricData for each document (queued once started); a failure is logged, never the function's."""
+        if self._thread is not None:
+            self._pending.put((function, documents))
+        else:
+            self._send(function, documents)
+
+    def _drain(self) -> None:
+        while (item := self._pending.get()) is not None:
+            self._send(*item)
+
+    def _send(self, function: str, documents: list[dict[str, Any]]) -> None:
         for document in documents:
             for namespace, data in metric_data(document):
                 for start in range(0, len(data), 1000):  # PutMetricData takes up to 1000 data

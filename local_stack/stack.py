@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,7 +48,7 @@ class Options:
     emulator_port: int = 4566
     api_port: int = 8000
     stage: str = "dev"
-    poll_interval: float = 0.1
+    poll_interval: float = 0.05
     idle_poll_interval: float = 0.25
     shard_refresh: float = 1.0
     max_retry_attempts: int = 10
@@ -55,9 +56,10 @@ class Options:
 
 class PollerThread(threading.Thread):
     """Runs a poller until `stop`: at once again after a delivery, after `interval` when recently busy,
-    after `idle_interval` once quiet for `QUIET_ROUNDS` polls (Lambda polls a stream shard 4 times a second)."""
+    after `idle_interval` once nothing was delivered for `QUIET_SECONDS` (Lambda polls a stream shard 4 times a
+    second). A lone write waits half the busy interval on average; it costs CPU only in the seconds after a delivery."""
 
-    QUIET_ROUNDS = 50
+    QUIET_SECONDS = 5.0
 
     def __init__(self, name: str, poller: Poller, stop: threading.Event, interval: float,
                  idle_interval: float | None = None):
@@ -69,7 +71,7 @@ class PollerThread(threading.Thread):
 
     def run(self) -> None:
         failures = 0
-        quiet = 0
+        delivered_at = time.monotonic()
         while not self._stop_event.is_set():
             try:
                 busy = self.poller.poll_once()
@@ -80,9 +82,12 @@ class PollerThread(threading.Thread):
                     logger.exception("%s: polling failed (%d in a row); retrying", self.name, failures)
                 busy = False
                 self._stop_event.wait(min(2.0, 0.2 * failures))
-            quiet = 0 if busy else quiet + 1
-            if not busy:
-                self._stop_event.wait(self._interval if quiet < self.QUIET_ROUNDS else self._idle_interval)
+            now = time.monotonic()
+            if busy:
+                delivered_at = now
+            else:
+                quiet = now - delivered_at >= self.QUIET_SECONDS
+                self._stop_event.wait(self._idle_interval if quiet else self._interval)
 
 
 class LocalStack:
@@ -96,6 +101,7 @@ class LocalStack:
         self.environment: dict[str, str] = {}
         self._stop = threading.Event()
         self._threads: list[PollerThread] = []
+        self._metrics: function_output.MetricsForwarder | None = None
 
     def start(self) -> None:
         """Emulator → resources from the template → environment → app → pollers → API."""
@@ -122,6 +128,8 @@ class LocalStack:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        if self._metrics is not None:
+            self._metrics.stop()  # what the last deliveries emitted reaches CloudWatch before it goes
         if self.api is not None:
             self.api.stop()  # also closes a socket bound by a start that failed later
         self.emulator.stop()
@@ -170,6 +178,8 @@ class LocalStack:
             logger.warning("%s: first delivery to %s will fail", FAIL_ONCE_VARIABLE, ", ".join(sorted(faults.pending)))
         retry = RetryPolicy(max_retry_attempts=self.options.max_retry_attempts)
         metrics = function_output.MetricsForwarder(boto3.client("cloudwatch"))
+        metrics.start()
+        self._metrics = metrics
         for source in discovery.sources:
             settings = load_mapping_settings(source.name, variables)
             function = self._chalice_config(source.name)  # timeout and memory as `chalice deploy` sets them

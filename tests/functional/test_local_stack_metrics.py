@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -88,3 +89,33 @@ def test_metrics_that_cannot_be_forwarded_are_a_warning_not_a_failed_delivery(
             {"Records": []}, ["1"], "stream test")
     assert delivery.outcome.describe() == "ok"
     assert "metrics not forwarded to CloudWatch: emulator stopped" in caplog.text
+
+
+def test_a_started_forwarder_sends_off_the_invoking_thread_and_drains_on_stop(cloudwatch: Any) -> None:
+    # GIVEN a started forwarder whose CloudWatch answers only once released (a slow emulator)
+    released = threading.Event()
+
+    class Slow:
+        def put_metric_data(self, **request: Any) -> None:
+            released.wait(10)
+            cloudwatch.put_metric_data(**request)
+
+    forwarder = function_output.MetricsForwarder(Slow())
+    forwarder.start()
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        emit("orders", ConsumerMetrics(2, 2), datetime.now(UTC))
+
+    # WHEN the local stack invokes the handler twice
+    try:
+        with router():
+            for _ in range(2):
+                assert Invoker("process_orders", handler, metrics=forwarder).invoke(
+                    {"Records": []}, ["1"], "stream test").outcome.describe() == "ok"
+        # THEN each invocation returned without waiting for CloudWatch
+        assert statistic(cloudwatch, "RecordsIn", "orders") is None
+    finally:
+        released.set()
+        forwarder.stop()
+    # AND stopping sent everything queued
+    assert statistic(cloudwatch, "RecordsIn", "orders") == 4
