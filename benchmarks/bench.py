@@ -718,7 +718,7 @@ def report(command: str, started: datetime, seconds: float, consumers: list[Cons
             f"{statistics.median(s.event_ms):.0f} ms | {s.percentile(s.event_ms, 0.95):.0f} ms | "
             f"{statistics.median(s.event_ms) / statistics.median(f.event_ms):.2f}× | — | |",
             f"| API users/s, {stack.clients} clients | {f.users_per_second:.0f} | | {s.users_per_second:.0f} | | "
-            f"{f.users_per_second / s.users_per_second:.2f}× slower | — | |",
+            f"{f.users_per_second / s.users_per_second:.2f}× (fresh rate / after rate) | — | |",
         ]
     lines += ["", "## Reproduce", "", "```", command, "```", ""]
     return "\n".join(line for line in lines) + "\n"
